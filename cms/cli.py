@@ -1,0 +1,149 @@
+"""The `cms` command: each command is a few lines over the services; errors become exit codes here."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from cms import __version__
+from cms.config import Site
+from cms.errors import CMSError, ConfigError, ParseError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_PROBLEMS = 1  # `cms check` found problems, a build had errors
+EXIT_USAGE = 2  # click's own code for bad usage
+EXIT_CONFIG = 3
+
+
+def _site(path: str | None) -> Site:
+    return Site.load(path) if path else Site.discover()
+
+
+def handle_errors(func: F) -> F:
+    """Turn the CMS's errors into one-line messages and exit codes, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(EXIT_CONFIG)
+        except ParseError as exc:
+            click.echo(f"{exc}", err=True)
+            sys.exit(EXIT_PROBLEMS)
+        except CMSError as exc:
+            detail = f" {exc.details}" if exc.details else ""
+            click.echo(f"error: {exc.message}{detail}", err=True)
+            sys.exit(EXIT_PROBLEMS)
+
+    return wrapper  # type: ignore[return-value]
+
+
+site_option = click.option(
+    "--site", "site_path", type=click.Path(file_okay=False), default=None,
+    help="Site folder (default: the nearest folder holding cms.toml).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cms")
+def main() -> None:
+    """A flat-file CMS: Markdown in git, a REST API, webhooks and a fast static build."""
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--title", default="My site", show_default=True, help="Site title.")
+@handle_errors
+def init(directory: str, title: str) -> None:
+    """Create a new site in DIRECTORY (cms.toml, content/, a first post)."""
+    from cms.scaffold import scaffold
+
+    created = scaffold(Path(directory), title=title)
+    for path in created:
+        click.echo(f"created {path}")
+    click.echo(f"\nnext: cd {directory} && cms serve")
+
+
+@main.command()
+@click.argument("type_name", metavar="TYPE")
+@click.argument("title")
+@click.option("--slug", default=None, help="Slug (default: from the title).")
+@click.option("--publish", is_flag=True, help="Publish now instead of creating a draft.")
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@click.option("--category", "categories", multiple=True, help="A category slug (repeatable).")
+@site_option
+@handle_errors
+def new(type_name: str, title: str, slug: str | None, publish: bool, tags: tuple[str, ...],
+        categories: tuple[str, ...], site_path: str | None) -> None:
+    """Write a new document of TYPE with an id, slug and date, and print its path."""
+    from cms.content.index import Index
+    from cms.content.store import Store
+
+    site = _site(site_path)
+    index = Index.load(site, fill_search=False)
+    values: dict[str, Any] = {"title": title, "content": "", "status": "published" if publish else "draft"}
+    if slug:
+        values["slug"] = slug
+    if tags:
+        values["tags"] = list(tags)
+    if categories:
+        values["categories"] = list(categories)
+    if site.defaults.author and site.defaults.author in index.terms.get("authors", {}):
+        values["author"] = site.defaults.author
+    doc = Store(site, index).create(type_name, values, source="cli")
+    click.echo(site.content_dir / doc.path)
+
+
+@main.command()
+@site_option
+@handle_errors
+def check(site_path: str | None) -> None:
+    """Validate every content file; print `file:line: message` per problem and exit 1 if any."""
+    from cms.content.index import Index
+
+    site = _site(site_path)
+    index = Index.load(site, fill_search=False)
+    root = site.content_dir.relative_to(site.root)
+    for rel, problem in sorted(index.problems.items()):
+        click.echo(f"{root / rel}:{problem.line}: {problem.message}")
+    if index.problems:
+        click.echo(f"{len(index.problems)} problem(s) in {len(index) + len(index.problems)} file(s)", err=True)
+        sys.exit(EXIT_PROBLEMS)
+    click.echo(f"ok: {len(index)} documents, {len(index.types)} content types, no problems")
+
+
+@main.command(name="index")
+@site_option
+@handle_errors
+def index_command(site_path: str | None) -> None:
+    """Load the index and print counts per type and status, terms and load time."""
+    from datetime import UTC, datetime
+
+    from cms.content.index import Index
+
+    site = _site(site_path)
+    started = time.perf_counter()
+    index = Index.load(site, fill_search=False)
+    elapsed = time.perf_counter() - started
+    now = datetime.now(UTC)
+    counts: dict[str, dict[str, int]] = {}
+    for doc in index.docs.values():
+        per_type = counts.setdefault(doc.type, {})
+        status = doc.status_at(now).value
+        per_type[status] = per_type.get(status, 0) + 1
+    for type_name in sorted(counts):
+        detail = ", ".join(f"{n} {s}" for s, n in sorted(counts[type_name].items()))
+        click.echo(f"{type_name:<12} {sum(counts[type_name].values()):>6}  ({detail})")
+    for taxonomy in (*site.taxonomy_names, "authors"):
+        click.echo(f"{taxonomy:<12} {len(index.all_terms(taxonomy)):>6}")
+    click.echo(f"problems     {len(index.problems):>6}")
+    click.echo(f"loaded {len(index)} documents in {elapsed * 1000:.0f} ms")

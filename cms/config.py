@@ -1,0 +1,239 @@
+"""Site configuration: cms.toml read once into one frozen `Site` object.
+
+Every setting is declared once below, as a dataclass field with its default and help text
+(`field(..., metadata={"help": ...})`), so `docs/config.md` can be checked against the code.
+Nothing else in the package reads cms.toml or the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cms.errors import ConfigError
+
+CONFIG_NAME = "cms.toml"
+
+
+def _h(default: Any, help: str) -> Any:
+    """A settings field with a default and its help text."""
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class SiteSection:
+    title: str = _h("My site", "Site title, used by the theme, feeds and the API settings endpoint.")
+    description: str = _h("", "One-sentence description of the site (feeds, meta description).")
+    base_url: str = _h("http://localhost:8000", "Public URL of the built site, without a trailing slash.")
+    language: str = _h("en", "Default language of the content (BCP 47, e.g. en, de, zh-TW).")
+    timezone: str = _h("UTC", "IANA timezone for display and for dates written without an offset.")
+    theme: str = _h("default", "Theme folder under paths.themes used by `cms build` and the preview.")
+
+
+@dataclass(frozen=True)
+class PathsSection:
+    content: str = _h("content", "Folder of Markdown documents, one subfolder per content type.")
+    uploads: str = _h("uploads", "Folder of uploaded media, served at /uploads/.")
+    themes: str = _h("themes", "Folder of Jinja2 themes.")
+    output: str = _h("public", "Output folder of `cms build`.")
+    state: str = _h(".cms", "Local state (keys, outbox, build manifest); never commit it.")
+
+
+@dataclass(frozen=True)
+class DefaultsSection:
+    per_page: int = _h(20, "Default page size of API lists and site archives.")
+    max_per_page: int = _h(100, "Largest page size a client may ask for.")
+    author: str = _h("", "Author slug given to new documents that name none.")
+
+
+@dataclass(frozen=True)
+class ApiSection:
+    require_if_match: bool = _h(False, "Answer 428 to PUT/PATCH/DELETE without an If-Match header.")
+    max_json_bytes: int = _h(1_048_576, "Largest JSON request body in bytes (413 above it).")
+    max_json_depth: int = _h(32, "Deepest nesting of a JSON request body (400 above it).")
+    max_query_bytes: int = _h(8192, "Longest query string in bytes (414 above it).")
+    allow_query_token: bool = _h(False, "Accept `api_token` in the query string or JSON body (weaker).")
+    public_types: list[str] = _h([], "Content types whose published documents anyone may read without a key.")
+    cors_origins: list[str] = _h([], "Origins allowed by CORS; none by default.")
+    rate_limit_per_minute: int = _h(60, "Requests per minute per key.")
+    rate_limit_per_day: int = _h(10_000, "Requests per day per key.")
+    failed_auth_per_minute: int = _h(20, "Failed authentications per minute per client address before 429.")
+
+
+@dataclass(frozen=True)
+class NetworkSection:
+    allow_private_addresses: bool = _h(
+        False, "Let webhooks and image localization reach private, loopback and link-local addresses."
+    )
+
+
+@dataclass(frozen=True)
+class RenderSection:
+    raw_html: str = _h("sanitize", "Raw HTML in Markdown: sanitize (default), trust, or escape.")
+    highlight: bool = _h(True, "Highlight fenced code blocks with Pygments.")
+
+
+@dataclass(frozen=True)
+class TaxonomySection:
+    """A custom taxonomy: documents list its terms in the frontmatter key of the same name."""
+
+    label: str = _h("", "Human name of the taxonomy.")
+    hierarchical: bool = _h(False, "Terms may name a parent term.")
+    types: list[str] = _h([], "Content types that use it (empty: all).")
+
+
+SECTIONS: dict[str, type] = {
+    "site": SiteSection,
+    "paths": PathsSection,
+    "defaults": DefaultsSection,
+    "api": ApiSection,
+    "network": NetworkSection,
+    "render": RenderSection,
+}
+
+# Folders of content/ that hold taxonomy terms or people, not documents.
+BUILTIN_TAXONOMIES = ("categories", "tags")
+RESERVED_FOLDERS = ("categories", "tags", "authors")
+
+
+@dataclass(frozen=True)
+class Site:
+    """One site root and its settings. Build it with `Site.load` or `Site.discover`."""
+
+    root: Path
+    site: SiteSection = field(default_factory=SiteSection)
+    paths: PathsSection = field(default_factory=PathsSection)
+    defaults: DefaultsSection = field(default_factory=DefaultsSection)
+    api: ApiSection = field(default_factory=ApiSection)
+    network: NetworkSection = field(default_factory=NetworkSection)
+    render: RenderSection = field(default_factory=RenderSection)
+    taxonomies: dict[str, TaxonomySection] = field(default_factory=dict)
+    webhooks: tuple[dict[str, Any], ...] = ()
+
+    # -- derived paths ---------------------------------------------------------------------
+    @property
+    def content_dir(self) -> Path:
+        return self.root / self.paths.content
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.root / self.paths.uploads
+
+    @property
+    def themes_dir(self) -> Path:
+        return self.root / self.paths.themes
+
+    @property
+    def output_dir(self) -> Path:
+        return self.root / self.paths.output
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / self.paths.state
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.site.timezone)
+
+    @property
+    def taxonomy_names(self) -> tuple[str, ...]:
+        return BUILTIN_TAXONOMIES + tuple(self.taxonomies)
+
+    @property
+    def reserved_folders(self) -> tuple[str, ...]:
+        return RESERVED_FOLDERS + tuple(self.taxonomies)
+
+    # -- loading ---------------------------------------------------------------------------
+    @classmethod
+    def load(cls, root: Path | str) -> Site:
+        """Read `root/cms.toml` (defaults for a missing file) into a Site."""
+        root = Path(root).resolve()
+        path = root / CONFIG_NAME
+        data: dict[str, Any] = {}
+        if path.exists():
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{path}: {exc}") from exc
+        return cls.from_dict(root, data)
+
+    @classmethod
+    def discover(cls, start: Path | str | None = None) -> Site:
+        """Walk up from `start` (default: the working directory) to the folder holding cms.toml."""
+        here = Path(start or Path.cwd()).resolve()
+        for folder in (here, *here.parents):
+            if (folder / CONFIG_NAME).is_file():
+                return cls.load(folder)
+        raise ConfigError(f"no {CONFIG_NAME} found in {here} or any parent folder; run `cms init DIR` first")
+
+    @classmethod
+    def from_dict(cls, root: Path, data: dict[str, Any]) -> Site:
+        """Build a Site from parsed TOML, naming the key of any bad value."""
+        kwargs: dict[str, Any] = {}
+        for name, section in data.items():
+            if name in SECTIONS:
+                kwargs[name] = _section(SECTIONS[name], name, section)
+            elif name == "taxonomies":
+                if not isinstance(section, dict):
+                    raise ConfigError("[taxonomies] must be a table", key="taxonomies")
+                kwargs["taxonomies"] = {
+                    tname: _section(TaxonomySection, f"taxonomies.{tname}", tconf) for tname, tconf in section.items()
+                }
+            elif name == "webhooks":
+                if not isinstance(section, list) or not all(isinstance(w, dict) for w in section):
+                    raise ConfigError("[[webhooks]] must be an array of tables", key="webhooks")
+                kwargs["webhooks"] = tuple(section)
+            else:
+                known = ", ".join([*SECTIONS, "taxonomies", "webhooks"])
+                raise ConfigError(f"unknown section [{name}] in {CONFIG_NAME}; known: {known}", key=name)
+        site = cls(root=root, **kwargs)
+        _check(site)
+        return site
+
+
+def _section(cls: type, name: str, raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{name}] must be a table", key=name)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise ConfigError(
+                f"unknown key {name}.{key} in {CONFIG_NAME}; known: {', '.join(fields)}", key=f"{name}.{key}"
+            )
+        default = fields[key].default
+        if default is dataclasses.MISSING:
+            default = fields[key].default_factory()  # type: ignore[misc]
+        expected = type(default)
+        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if expected is list and ok:
+            ok = all(isinstance(v, str) for v in value)
+        if not ok:
+            raise ConfigError(
+                f"{name}.{key} must be {expected.__name__}, got {value!r}", key=f"{name}.{key}", value=value
+            )
+        values[key] = value
+    return cls(**values)
+
+
+def _check(site: Site) -> None:
+    try:
+        ZoneInfo(site.site.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"site.timezone {site.site.timezone!r} is not an IANA timezone", key="site.timezone") from exc
+    if site.render.raw_html not in ("sanitize", "trust", "escape"):
+        raise ConfigError("render.raw_html must be sanitize, trust or escape", key="render.raw_html")
+    if not 1 <= site.defaults.per_page <= site.defaults.max_per_page:
+        raise ConfigError("defaults.per_page must be between 1 and max_per_page", key="defaults.per_page")
+    for name, path in dataclasses.asdict(site.paths).items():
+        if Path(path).is_absolute() or ".." in Path(path).parts:
+            raise ConfigError(f"paths.{name} must be a folder inside the site root", key=f"paths.{name}")
+    clash = set(site.taxonomies) & {"posts", "pages", *RESERVED_FOLDERS}
+    if clash:
+        raise ConfigError(f"taxonomy name {sorted(clash)[0]!r} is reserved", key="taxonomies")

@@ -1,0 +1,459 @@
+"""The in-memory index: every document, content type and taxonomy term of a site, and lookups.
+
+`Index.load(site)` reads the content tree; `Index.refresh(paths)` re-reads changed files (the
+store after a write, the watcher after a hand edit) and returns what changed. The files are the
+truth: a file that cannot be read is reported in `problems` with its line and never hides the
+others. Lists are answered from cached pre-sorted orderings, not by sorting on every request.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cms.config import Site
+from cms.content.model import (
+    BUILTIN_TYPES,
+    ContentType,
+    Document,
+    content_type_from_dict,
+    etag_of,
+    make_document,
+    validate,
+)
+from cms.content.names import is_id, path_id, slugify
+from cms.content.parse import Location, decode, load_yaml, locate, parse_document
+from cms.content.search import FullText
+from cms.errors import NotFound, ParseError
+
+
+@dataclass(slots=True)
+class Term:
+    """A taxonomy term (category, tag, custom) or an author: a file, or derived from documents."""
+
+    taxonomy: str
+    slug: str
+    name: str
+    description: str = ""
+    parent: str | None = None
+    path: str | None = None  # None: derived from documents, no file of its own
+    meta: dict[str, Any] = field(default_factory=dict)
+    body: str = ""
+    etag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One document that appeared, changed or disappeared, with both versions."""
+
+    kind: str  # "created", "updated" or "deleted"
+    old: Document | None
+    new: Document | None
+
+    @property
+    def doc(self) -> Document:
+        return self.new or self.old  # type: ignore[return-value]
+
+    @property
+    def fields(self) -> list[str]:
+        """Names of the frontmatter keys (and `content`) that differ between the versions."""
+        if self.old is None or self.new is None:
+            return []
+        keys = set(self.old.meta) | set(self.new.meta)
+        changed = sorted(k for k in keys if self.old.meta.get(k) != self.new.meta.get(k))
+        if self.old.body != self.new.body:
+            changed.append("content")
+        return changed
+
+
+def _line_of_key(text: str, key: str) -> int:
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith(f"{key}:"):
+            return number
+    return 1
+
+
+class Index:
+    """Documents by id, hash, path and slug; types; taxonomy terms; problems; full text."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.root = site.content_dir
+        self.docs: dict[str, Document] = {}
+        self.by_path: dict[str, str] = {}
+        self.by_hash: dict[str, str] = {}
+        self.by_slug: dict[tuple[str, str, str | None], str] = {}
+        self.types: dict[str, ContentType] = dict(BUILTIN_TYPES)
+        self.type_paths: dict[str, str] = {}
+        self.terms: dict[str, dict[str, Term]] = {t: {} for t in (*site.taxonomy_names, "authors")}
+        self.term_files: dict[str, tuple[str, str]] = {}  # path -> (taxonomy, slug)
+        self.problems: dict[str, ParseError] = {}
+        self.search = FullText()
+        self.generation = 0
+        self._lock = threading.RLock()
+        self._ordered: dict[tuple[str | None, str], list[Document]] = {}
+        self._displaced: Document | None = None
+
+    # -- loading -----------------------------------------------------------------------------
+    @classmethod
+    def load(cls, site: Site, *, fill_search: bool = True, background_search: bool = True) -> Index:
+        """Read the whole content tree. Full text fills in the background unless told otherwise."""
+        index = cls(site)
+        files = index._scan()
+        for rel in sorted(f for f, loc in files.items() if loc.kind == "schema"):
+            index._load_schema(rel)
+        for rel in sorted(f for f, loc in files.items() if loc.kind == "term"):
+            index._load_term(rel, files[rel])
+        for rel in sorted(f for f, loc in files.items() if loc.kind == "document"):
+            index._load_document(rel, files[rel])
+        if fill_search:
+            rows = ((d.id, d.title, d.excerpt, d.body) for d in index.docs.values())
+            if background_search:
+                index.search.fill_in_background(rows)
+            else:
+                index.search.put_many(rows)
+        return index
+
+    def _scan(self) -> dict[str, Location]:
+        """Paths under content/ that the CMS reads; symlinks leading outside are problems."""
+        found: dict[str, Location] = {}
+        if not self.root.is_dir():
+            return found
+        root = str(self.root)
+        reserved = self.site.reserved_folders
+        for folder, dirs, names in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+            for name in names:
+                full = os.path.join(folder, name)
+                rel = os.path.relpath(full, root).replace(os.sep, "/")
+                loc = locate(rel, reserved)
+                if loc is None:
+                    continue
+                if os.path.islink(full) and not self._link_inside(full):
+                    self.problems[rel] = ParseError(rel, 1, "symbolic link points outside content/; ignored")
+                    continue
+                found[rel] = loc
+        return found
+
+    def _link_inside(self, full: str) -> bool:
+        return Path(full).resolve().is_relative_to(self.root.resolve())
+
+    def _read(self, rel: str) -> tuple[bytes, float] | None:
+        full = self.root / rel
+        try:
+            st = os.stat(full)
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            with open(full, "rb") as fh:
+                return fh.read(), st.st_mtime
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self.problems[rel] = ParseError(rel, 1, f"cannot read: {exc.strerror}")
+            return None
+
+    def _load_schema(self, rel: str) -> None:
+        name = rel.split("/")[0]
+        read = self._read(rel)
+        if read is None:
+            return
+        try:
+            raw = load_yaml(decode(read[0], rel), rel, first_line=1)
+            ctype = content_type_from_dict(name, raw, base=BUILTIN_TYPES.get(name))
+        except ParseError as exc:
+            self.problems[rel] = exc
+            return
+        except ValueError as exc:
+            self.problems[rel] = ParseError(rel, 1, f"invalid content type: {exc}")
+            return
+        self.types[name] = ctype
+        self.type_paths[name] = rel
+
+    def _load_term(self, rel: str, loc: Location) -> Term | None:
+        read = self._read(rel)
+        if read is None:
+            return None
+        data, _ = read
+        try:
+            parsed = parse_document(data, rel)
+        except ParseError as exc:
+            self.problems[rel] = exc
+            return None
+        meta = parsed.meta
+        slug = str(meta.get("slug") or loc.slug)
+        parent = meta.get("parent")
+        term = Term(
+            taxonomy=loc.folder,
+            slug=slug,
+            name=str(meta.get("name") or meta.get("title") or slug),
+            description=str(meta.get("description") or ""),
+            parent=str(parent) if parent else None,
+            path=rel,
+            meta=meta,
+            body=parsed.body,
+            etag=etag_of(data),
+        )
+        self.terms.setdefault(loc.folder, {})[slug] = term
+        self.term_files[rel] = (loc.folder, slug)
+        self.problems.pop(rel, None)
+        return term
+
+    def _load_document(self, rel: str, loc: Location) -> Document | None:
+        read = self._read(rel)
+        if read is None:
+            return None
+        data, mtime = read
+        try:
+            parsed = parse_document(data, rel)
+        except ParseError as exc:
+            self.problems[rel] = exc
+            return None
+        meta = parsed.meta
+        raw_id = meta.get("id")
+        doc_id = str(raw_id) if raw_id else path_id(loc.folder, loc.slug, loc.lang)
+        slug = meta.get("slug")
+        slug = slugify(str(slug)) if slug else loc.slug
+        doc = make_document(
+            doc_id=doc_id,
+            type=loc.folder,
+            slug=slug,
+            path=rel,
+            meta=meta,
+            body=parsed.body,
+            etag=etag_of(data),
+            mtime=mtime,
+            tz=self.site.tz,
+            lang=loc.lang,
+            id_in_file=bool(raw_id),
+            taxonomies=self.site.taxonomies,
+        )
+        clash = self._clash(doc)
+        if clash:
+            self.problems[rel] = ParseError(rel, _line_of_key(data.decode("utf-8", "replace"), "id"), clash)
+            return None
+        self.problems.pop(rel, None)
+        ctype = self.types.get(doc.type)
+        if ctype is not None:
+            errors = validate(meta, ctype)
+            if raw_id is not None and not is_id(str(raw_id)):
+                errors.setdefault("id", []).append("should be a 26-character ULID")
+            if errors:  # reported, but the document stays visible: a typo must not unpublish it
+                name, messages = sorted(errors.items())[0]
+                text = data.decode("utf-8", "replace")
+                self.problems[rel] = ParseError(rel, _line_of_key(text, name), f"{name} {messages[0]}")
+        self._add(doc)
+        return doc
+
+    def _clash(self, doc: Document) -> str | None:
+        other = self.docs.get(doc.id)
+        if other is not None and other.path != doc.path and (self.root / other.path).exists():
+            return f"duplicate id {doc.id}: also used by {other.path}"
+        key = (doc.type, doc.slug.casefold(), doc.lang)
+        owner = self.by_slug.get(key)
+        if owner is not None and owner != doc.id and (self.root / self.docs[owner].path).exists():
+            return f"duplicate slug {doc.slug!r}: also used by {self.docs[owner].path}"
+        return None
+
+    # -- mutation ----------------------------------------------------------------------------
+    def _add(self, doc: Document) -> None:
+        with self._lock:
+            old_id = self.by_path.get(doc.path)
+            if old_id is not None and old_id != doc.id:
+                self._remove(old_id)
+            old = self.docs.get(doc.id)
+            self._displaced = old
+            if old is not None:
+                self._unlink(old)
+            self.docs[doc.id] = doc
+            self.by_path[doc.path] = doc.id
+            self.by_hash[doc.hash] = doc.id
+            self.by_slug[(doc.type, doc.slug.casefold(), doc.lang)] = doc.id
+            self._touch(doc.type)
+
+    def _unlink(self, doc: Document) -> None:
+        self.by_path.pop(doc.path, None)
+        self.by_hash.pop(doc.hash, None)
+        key = (doc.type, doc.slug.casefold(), doc.lang)
+        if self.by_slug.get(key) == doc.id:
+            del self.by_slug[key]
+
+    def _remove(self, doc_id: str) -> Document | None:
+        with self._lock:
+            doc = self.docs.pop(doc_id, None)
+            if doc is not None:
+                self._unlink(doc)
+                self._touch(doc.type)
+            return doc
+
+    def _touch(self, type_name: str | None) -> None:
+        self.generation += 1
+        self._ordered = {k: v for k, v in self._ordered.items() if k[0] not in (type_name, None)}
+
+    def refresh(self, rels: Iterable[str]) -> list[Change]:
+        """Re-read these paths (relative to content/) and apply what changed on disk."""
+        changes: list[Change] = []
+        reserved = self.site.reserved_folders
+        with self._lock:
+            for rel in sorted(set(rels)):
+                loc = locate(rel, reserved)
+                if loc is None:
+                    continue
+                if loc.kind == "schema":
+                    if (self.root / rel).exists():
+                        self._load_schema(rel)
+                    else:
+                        self.types.pop(loc.folder, None)
+                        self.type_paths.pop(loc.folder, None)
+                        if loc.folder in BUILTIN_TYPES:
+                            self.types[loc.folder] = BUILTIN_TYPES[loc.folder]
+                        self.problems.pop(rel, None)
+                    self._touch(None)
+                elif loc.kind == "term":
+                    old_term = self.term_files.pop(rel, None)
+                    if old_term:
+                        self.terms.get(old_term[0], {}).pop(old_term[1], None)
+                    self.problems.pop(rel, None)
+                    if (self.root / rel).exists():
+                        self._load_term(rel, loc)
+                    self._touch(None)
+                else:
+                    change = self._refresh_document(rel, loc)
+                    if change is not None:
+                        changes.append(change)
+        return changes
+
+    def _refresh_document(self, rel: str, loc: Location) -> Change | None:
+        old_id = self.by_path.get(rel)
+        old = self.docs.get(old_id) if old_id else None
+        exists = (self.root / rel).is_file() and (
+            not (self.root / rel).is_symlink() or self._link_inside(str(self.root / rel))
+        )
+        if not exists:
+            self.problems.pop(rel, None)
+            if old is None:
+                return None
+            self._remove(old.id)
+            self.search.remove(old.id)
+            return Change("deleted", old, None)
+        self._displaced = None
+        new = self._load_document(rel, loc)
+        if new is None:  # unreadable now: keep serving the last good version, report the file
+            return None
+        if old is None and self._displaced is not None:  # the same document under a new path: a move
+            old = self._displaced
+        if old is not None and old.etag == new.etag and old.id == new.id and old.path == new.path:
+            return None
+        self.search.put(new.id, new.title, new.excerpt, new.body)
+        if old is not None and old.id != new.id:
+            self.search.remove(old.id)
+            return Change("updated", old, new)
+        return Change("updated" if old else "created", old, new)
+
+    # -- lookups -----------------------------------------------------------------------------
+    def get(self, ref: str, type_name: str | None = None) -> Document:
+        """A document by id, short hash or slug (slug needs the type); NotFound otherwise."""
+        doc_id = ref if ref in self.docs else self.by_hash.get(ref.lower())
+        if doc_id is None and type_name is not None:
+            doc_id = self.by_slug.get((type_name, ref.casefold(), None))
+        if doc_id is None and ref.isdigit():  # numeric ids of some clients: the short hash as an integer
+            doc_id = self.by_hash.get(f"{int(ref):012x}") if len(ref) <= 15 else None
+        doc = self.docs.get(doc_id) if doc_id else None
+        if doc is None or (type_name is not None and doc.type != type_name):
+            raise NotFound(f"no {type_name or 'document'} {ref!r}")
+        return doc
+
+    def by_path_or_none(self, rel: str) -> Document | None:
+        doc_id = self.by_path.get(rel)
+        return self.docs.get(doc_id) if doc_id else None
+
+    def ordered(self, type_name: str | None, key: str) -> list[Document]:
+        """Documents of a type (None: all) sorted by a base key; cached until that type changes."""
+        cache_key = (type_name, key)
+        cached = self._ordered.get(cache_key)
+        if cached is not None:
+            return cached
+        with self._lock:
+            docs = [d for d in self.docs.values() if type_name is None or d.type == type_name]
+            docs.sort(key=_SORT_KEYS[key])
+            self._ordered[cache_key] = docs
+        return docs
+
+    def term_members(self, taxonomy: str) -> dict[str, list[Document]]:
+        """Term slug -> documents that name it (any status), from the cached ordering."""
+        cache_key = ("__terms__", taxonomy)
+        cached = self._ordered.get(cache_key)  # type: ignore[arg-type]
+        if cached is not None:
+            return cached  # type: ignore[return-value]
+        members: dict[str, list[Document]] = {}
+        for doc in self.ordered(None, "published_at"):
+            for slug in self.doc_terms(doc, taxonomy):
+                members.setdefault(slug, []).append(doc)
+        self._ordered[cache_key] = members  # type: ignore[index,assignment]
+        return members
+
+    def doc_terms(self, doc: Document, taxonomy: str) -> tuple[str, ...]:
+        """The term slugs a document names in a taxonomy (`Cold Brew` -> `cold-brew`)."""
+        if taxonomy == "tags":
+            values: tuple[str, ...] = doc.tags
+        elif taxonomy == "categories":
+            values = doc.categories
+        elif taxonomy == "authors":
+            values = doc.authors
+        else:
+            raw = doc.meta.get(taxonomy)
+            values = tuple(str(v) for v in raw) if isinstance(raw, list) else ((str(raw),) if raw else ())
+        return tuple(v if v == v.lower() and " " not in v else slugify(v) for v in values)
+
+    def all_terms(self, taxonomy: str) -> dict[str, Term]:
+        """Terms with a file plus terms only named by documents."""
+        terms = dict(self.terms.get(taxonomy, {}))
+        for slug in self.term_members(taxonomy):
+            if slug not in terms:
+                terms[slug] = Term(taxonomy, slug, self._display_name(taxonomy, slug))
+        return terms
+
+    def _display_name(self, taxonomy: str, slug: str) -> str:
+        for doc in self.term_members(taxonomy).get(slug, ()):
+            for value in doc.tags if taxonomy == "tags" else doc.categories if taxonomy == "categories" else ():
+                if slugify(value) == slug or value == slug:
+                    return value
+        return slug
+
+    def descendants(self, taxonomy: str, slug: str) -> set[str]:
+        """A term and every term below it (categories nest through `parent`)."""
+        children: dict[str, list[str]] = {}
+        for term in self.terms.get(taxonomy, {}).values():
+            if term.parent:
+                children.setdefault(term.parent, []).append(term.slug)
+        seen = {slug}
+        stack = [slug]
+        while stack:
+            for child in children.get(stack.pop(), ()):
+                if child not in seen:
+                    seen.add(child)
+                    stack.append(child)
+        return seen
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+
+def _dt_key(value: datetime | None) -> float:
+    return value.timestamp() if value is not None else float("-inf")
+
+
+# Base orderings kept pre-sorted (ascending; a descending list is the reverse, ties by id).
+_SORT_KEYS = {
+    "published_at": lambda d: (_dt_key(d.published_at), d.id),
+    "updated_at": lambda d: (_dt_key(d.updated_at), d.id),
+    "created_at": lambda d: (_dt_key(d.created_at), d.id),
+    "title": lambda d: (d.title.casefold(), d.id),
+    "slug": lambda d: (d.slug, d.id),
+    "id": lambda d: d.id,
+}

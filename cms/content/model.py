@@ -1,0 +1,552 @@
+"""The content model: documents, content types and their fields, status, validation. Pure: no I/O.
+
+A `Document` is what one Markdown file says, with the frontmatter's Hugo/Jekyll-style keys
+resolved into the canonical attributes the query engine, API and build use (`published_at`,
+`excerpt`, `categories`, ...). The raw frontmatter stays in `meta`, so nothing a person wrote
+is lost, and `data` holds the keys that are not base fields (a schema's custom fields).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, tzinfo
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    SCHEDULED = "scheduled"
+    EXPIRED = "expired"
+    TRASH = "trash"
+
+
+# Frontmatter spellings accepted for each canonical attribute, first one wins. The first
+# spelling is the one the writer uses for new keys (Hugo's names where Hugo has one).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "published_at": ("date", "published_at", "publishDate", "publishedAt", "pubDate"),
+    "updated_at": ("updated", "updated_at", "lastmod", "updatedAt", "modified"),
+    "created_at": ("created", "created_at", "createdAt"),
+    "expires_at": ("expires", "expires_at", "expiryDate", "expiresAt"),
+    "excerpt": ("summary", "excerpt", "description"),
+    "featured_image": ("featured_image", "image", "cover", "thumbnail"),
+    "seo_title": ("seo_title", "meta_title"),
+    "seo_description": ("seo_description", "meta_description"),
+    "author": ("author", "authors"),
+    "categories": ("categories", "category"),
+}
+BASE_KEYS = frozenset(
+    {"id", "title", "slug", "draft", "status", "tags", "aliases", "translation_key", "lang"}
+    | {k for names in ALIASES.values() for k in names}
+)
+WRITE_KEY = {canonical: names[0] for canonical, names in ALIASES.items()}
+
+_EXCERPT_CHARS = 200
+_WORDS_PER_MINUTE = 230
+_MD_NOISE = re.compile(r"!\[[^\]]*\]\([^)]*\)|\[\^[^\]]*\]|<[^>]+>|[*_`~#>]+|\[([^\]]*)\]\([^)]*\)")
+
+
+def short_hash(doc_id: str) -> str:
+    """The 12-hex permanent address of a document, derived from its id (stable across edits)."""
+    return hashlib.sha256(doc_id.encode()).hexdigest()[:12]
+
+
+def etag_of(data: bytes) -> str:
+    """The strong ETag of a file: the sha256 of its exact bytes."""
+    return "sha256-" + hashlib.sha256(data).hexdigest()
+
+
+def to_datetime(value: Any, tz: tzinfo) -> datetime | None:
+    """A frontmatter date (date, datetime, ISO string) as an aware UTC datetime; naive means `tz`."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime.combine(value, time())
+    else:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=tz)
+    return dt.astimezone(UTC)
+
+
+def _first(meta: Mapping[str, Any], names: Iterable[str]) -> Any:
+    for name in names:
+        if name in meta and meta[name] is not None:
+            return meta[name]
+    return None
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,) if value else ()
+    if isinstance(value, list | tuple):
+        return tuple(str(v) for v in value if v is not None and not isinstance(v, dict | list))
+    return (str(value),)
+
+
+def derive_excerpt(body: str, limit: int = _EXCERPT_CHARS) -> str:
+    """Plain text of the first paragraph of a Markdown body, cut at a word boundary."""
+    in_fence = False
+    for block in body[:8000].split("\n\n"):
+        stripped = block.strip()
+        if stripped.startswith(("```", "~~~")):
+            in_fence = stripped.count("```") % 2 == 1 if "```" in stripped else not in_fence
+            continue
+        if in_fence or not stripped or stripped.startswith(("#", "|", "<", "---", "[^")):
+            continue
+        text = " ".join(_MD_NOISE.sub(lambda m: m.group(1) or "", stripped).split())
+        if len(text) <= limit:
+            return text
+        cut = text[:limit].rsplit(" ", 1)[0]
+        return cut.rstrip(",;:.") + "…"
+    return ""
+
+
+@dataclass(slots=True, eq=False)
+class Document:
+    """One content file as the index holds it."""
+
+    id: str
+    type: str
+    slug: str
+    path: str  # relative to the content folder, POSIX separators
+    meta: dict[str, Any]  # the frontmatter as the reader loaded it
+    body: str
+    etag: str  # sha256 of the file bytes: changes with every edit, by anyone
+    mtime: float
+    lang: str | None = None
+    id_in_file: bool = True  # False: the id was derived from the path (hand-made file)
+    title: str = ""
+    hash: str = ""
+    published_at: datetime | None = None
+    updated_at: datetime | None = None
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    stored_status: Status = Status.PUBLISHED  # draft, published or trash: the time part comes later
+    excerpt: str = ""
+    excerpt_derived: bool = False
+    tags: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    featured_image: str | None = None
+    aliases: tuple[str, ...] = ()
+    words: int = 0
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def author(self) -> str | None:
+        return self.authors[0] if self.authors else None
+
+    @property
+    def reading_minutes(self) -> int:
+        return max(1, math.ceil(self.words / _WORDS_PER_MINUTE))
+
+    def status_at(self, now: datetime) -> Status:
+        """The status at a moment: a published document dated later is scheduled, past `expires` expired."""
+        if self.stored_status is not Status.PUBLISHED:
+            return self.stored_status
+        if self.published_at is not None and self.published_at > now:
+            return Status.SCHEDULED
+        if self.expires_at is not None and self.expires_at <= now:
+            return Status.EXPIRED
+        return Status.PUBLISHED
+
+    def is_live(self, now: datetime) -> bool:
+        """Whether the public sees it now."""
+        return self.status_at(now) is Status.PUBLISHED
+
+
+def make_document(
+    *,
+    doc_id: str,
+    type: str,
+    slug: str,
+    path: str,
+    meta: dict[str, Any],
+    body: str,
+    etag: str,
+    mtime: float,
+    tz: tzinfo,
+    lang: str | None = None,
+    id_in_file: bool = True,
+    taxonomies: Iterable[str] = (),
+) -> Document:
+    """Resolve the frontmatter's keys into a Document."""
+    title = meta.get("title")
+    stored = Status.PUBLISHED
+    raw_status = meta.get("status")
+    if raw_status in ("trash", "draft"):
+        stored = Status(raw_status)
+    elif meta.get("draft") is True:
+        stored = Status.DRAFT
+    excerpt = _first(meta, ALIASES["excerpt"])
+    derived = not isinstance(excerpt, str) or not excerpt.strip()
+    if derived:
+        excerpt = derive_excerpt(body)
+    image = _first(meta, ALIASES["featured_image"])
+    custom = set(taxonomies)
+    data = {k: v for k, v in meta.items() if k not in BASE_KEYS or k in custom}
+    published = to_datetime(_first(meta, ALIASES["published_at"]), tz)
+    return Document(
+        id=doc_id,
+        type=type,
+        slug=slug,
+        path=path,
+        meta=meta,
+        body=body,
+        etag=etag,
+        mtime=mtime,
+        lang=lang,
+        id_in_file=id_in_file,
+        title=str(title) if title is not None else slug.replace("-", " ").capitalize(),
+        hash=short_hash(doc_id),
+        published_at=published,
+        updated_at=to_datetime(_first(meta, ALIASES["updated_at"]), tz) or published,
+        created_at=to_datetime(_first(meta, ALIASES["created_at"]), tz) or published,
+        expires_at=to_datetime(_first(meta, ALIASES["expires_at"]), tz),
+        stored_status=stored,
+        excerpt=str(excerpt),
+        excerpt_derived=derived,
+        tags=_strings(meta.get("tags")),
+        categories=_strings(_first(meta, ALIASES["categories"])),
+        authors=_strings(_first(meta, ALIASES["author"])),
+        featured_image=str(image) if isinstance(image, str) and image else None,
+        aliases=_strings(meta.get("aliases")),
+        words=len(body.split()),
+        data=data,
+    )
+
+
+# -- content types and validation ----------------------------------------------------------
+
+FIELD_TYPES = frozenset(
+    {
+        "text",
+        "markdown",
+        "number",
+        "integer",
+        "boolean",
+        "date",
+        "datetime",
+        "select",
+        "tags",
+        "reference",
+        "image",
+        "json",
+        "list",
+    }
+)
+# Names other CMSes use for the same field types (seed 004 and Strapi spellings).
+FIELD_TYPE_ALIASES = {
+    "string": "text",
+    "textarea": "text",
+    "richText": "markdown",
+    "richtext": "markdown",
+    "float": "number",
+    "int": "integer",
+    "bool": "boolean",
+    "enum": "select",
+    "media": "image",
+    "relation": "reference",
+    "array": "list",
+    "object": "json",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One field of a content type's schema."""
+
+    name: str
+    type: str = "text"
+    label: str = ""
+    required: bool = False
+    default: Any = None
+    unique: bool = False
+    min: float | None = None
+    max: float | None = None
+    max_length: int | None = None
+    options: tuple[Any, ...] = ()
+    to: str | None = None  # reference: the content type or taxonomy referred to
+    help: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "type": self.type, "label": self.label or self.name}
+        for key in ("required", "unique"):
+            if getattr(self, key):
+                out[key] = True
+        for key in ("default", "min", "max", "max_length", "to"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.options:
+            out["options"] = list(self.options)
+        if self.help:
+            out["help"] = self.help
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ContentType:
+    """A folder of content/ and its schema (from `_type.yaml`, or built in for posts and pages)."""
+
+    name: str
+    label: str = ""
+    description: str = ""
+    fields: tuple[Field, ...] = ()
+    title_field: str = "title"
+    slug_field: str = "title"
+    pages: bool = True  # the static build gives each document a page
+    template: str | None = None
+    builtin: bool = False
+
+    def field(self, name: str) -> Field | None:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "label": self.label or self.name.replace("_", " ").title(),
+            "description": self.description,
+            "title_field": self.title_field,
+            "slug_field": self.slug_field,
+            "pages": self.pages,
+            "template": self.template,
+            "builtin": self.builtin,
+            "fields": [f.as_dict() for f in self.fields],
+        }
+
+
+_COMMON_FIELDS = (
+    Field("title", "text", "Title", required=True, max_length=500),
+    Field("summary", "text", "Summary", max_length=1000),
+    Field("date", "datetime", "Published at"),
+    Field("updated", "datetime", "Updated at"),
+    Field("expires", "datetime", "Expires at"),
+    Field("draft", "boolean", "Draft"),
+    Field("tags", "tags", "Tags", to="tags"),
+    Field("categories", "tags", "Categories", to="categories"),
+    Field("author", "reference", "Author", to="authors"),
+    Field("featured_image", "image", "Featured image"),
+    Field("seo_title", "text", "SEO title", max_length=200),
+    Field("seo_description", "text", "SEO description", max_length=160),
+    Field("aliases", "list", "Old URLs"),
+)
+BUILTIN_TYPES: dict[str, ContentType] = {
+    "posts": ContentType("posts", "Posts", "Dated articles of the blog.", _COMMON_FIELDS, builtin=True),
+    "pages": ContentType("pages", "Pages", "Standalone pages (about, contact, ...).", _COMMON_FIELDS, builtin=True),
+}
+
+
+def content_type_from_dict(name: str, raw: Mapping[str, Any], *, base: ContentType | None = None) -> ContentType:
+    """Build a ContentType from a `_type.yaml` mapping; raises ValueError naming the bad key."""
+    if not isinstance(raw, Mapping):
+        raise ValueError("a content type must be a mapping")
+    known = {
+        "name",
+        "label",
+        "description",
+        "fields",
+        "title_field",
+        "titleField",
+        "slug_field",
+        "slugField",
+        "pages",
+        "template",
+        "icon",
+    }
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    raw_fields = raw.get("fields") or []
+    if isinstance(raw_fields, Mapping):  # {name: {type: ...}} is accepted too
+        raw_fields = [{"name": k, **(v or {})} for k, v in raw_fields.items()]
+    if not isinstance(raw_fields, list):
+        raise ValueError("fields must be a list")
+    fields = [field_from_dict(f, i) for i, f in enumerate(raw_fields)]
+    names = [f.name for f in fields]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ValueError(f"field {sorted(dupes)[0]!r} is declared twice")
+    if base is not None:  # a _type.yaml for posts or pages extends the built-in schema
+        own = {f.name for f in fields}
+        fields = [f for f in base.fields if f.name not in own] + fields
+    for key in ("label", "description", "template"):
+        if raw.get(key) is not None and not isinstance(raw.get(key), str):
+            raise ValueError(f"{key} must be a string")
+    pages = raw.get("pages", True if base is None else base.pages)
+    if not isinstance(pages, bool):
+        raise ValueError("pages must be true or false")
+    return ContentType(
+        name=name,
+        label=str(raw.get("label") or (base.label if base else "")),
+        description=str(raw.get("description") or (base.description if base else "")),
+        fields=tuple(fields),
+        title_field=str(raw.get("title_field") or raw.get("titleField") or "title"),
+        slug_field=str(raw.get("slug_field") or raw.get("slugField") or "title"),
+        pages=pages,
+        template=raw.get("template"),
+        builtin=base is not None,
+    )
+
+
+def field_from_dict(raw: Any, position: int = 0) -> Field:
+    """One field declaration; raises ValueError naming the field and key."""
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str) or not raw["name"]:
+        raise ValueError(f"fields[{position}] needs a name")
+    name = raw["name"]
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
+        raise ValueError(f"field name {name!r} must be letters, digits and _ (max 64)")
+    ftype = FIELD_TYPE_ALIASES.get(str(raw.get("type", "text")), str(raw.get("type", "text")))
+    if ftype not in FIELD_TYPES:
+        raise ValueError(f"field {name!r}: unknown type {raw.get('type')!r}; known: {', '.join(sorted(FIELD_TYPES))}")
+    known = {
+        "name",
+        "type",
+        "label",
+        "required",
+        "default",
+        "unique",
+        "min",
+        "max",
+        "max_length",
+        "maxLength",
+        "options",
+        "to",
+        "help",
+    }
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"field {name!r}: unknown key {unknown[0]!r}")
+    options = raw.get("options") or ()
+    if not isinstance(options, list | tuple):
+        raise ValueError(f"field {name!r}: options must be a list")
+    for key in ("min", "max"):
+        if raw.get(key) is not None and (not isinstance(raw[key], int | float) or isinstance(raw[key], bool)):
+            raise ValueError(f"field {name!r}: {key} must be a number")
+    max_length = raw.get("max_length", raw.get("maxLength"))
+    if max_length is not None and (not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 0):
+        raise ValueError(f"field {name!r}: max_length must be a non-negative integer")
+    return Field(
+        name=name,
+        type=ftype,
+        label=str(raw.get("label") or ""),
+        required=bool(raw.get("required", False)),
+        default=raw.get("default"),
+        unique=bool(raw.get("unique", False)),
+        min=raw.get("min"),
+        max=raw.get("max"),
+        max_length=max_length,
+        options=tuple(options),
+        to=raw.get("to"),
+        help=str(raw.get("help") or ""),
+    )
+
+
+def _check_value(f: Field, value: Any) -> list[str]:
+    """Messages for one present, non-null value against its field."""
+    t = f.type
+    if t in ("text", "markdown", "image", "reference"):
+        if not isinstance(value, str):
+            if t == "reference" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return []
+            return [f"must be a string, got {_type_name(value)}"]
+        if f.max_length is not None and len(value) > f.max_length:
+            return [f"must be at most {f.max_length} characters, got {len(value)}"]
+        return []
+    if t in ("number", "integer"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return [f"must be a number, got {_type_name(value)}"]
+        if t == "integer" and not isinstance(value, int) and not float(value).is_integer():
+            return ["must be an integer"]
+        if isinstance(value, float) and not math.isfinite(value):
+            return ["must be a finite number"]
+        out = []
+        if f.min is not None and value < f.min:
+            out.append(f"must be >= {f.min}")
+        if f.max is not None and value > f.max:
+            out.append(f"must be <= {f.max}")
+        return out
+    if t == "boolean":
+        return [] if isinstance(value, bool) else [f"must be true or false, got {_type_name(value)}"]
+    if t in ("date", "datetime"):
+        if isinstance(value, date):
+            return []
+        if isinstance(value, str) and to_datetime(value, UTC) is not None:
+            return []
+        return [f"must be an ISO 8601 {t}, got {value!r}"[:200]]
+    if t == "select":
+        return [] if value in f.options else [f"must be one of {', '.join(map(str, f.options))}"]
+    if t in ("tags", "list"):
+        if isinstance(value, str) and t == "tags":
+            return []
+        if not isinstance(value, list):
+            return [f"must be a list, got {_type_name(value)}"]
+        if t == "tags" and not all(isinstance(v, str) for v in value):
+            return ["must be a list of strings"]
+        if f.max_length is not None and len(value) > f.max_length:
+            return [f"must have at most {f.max_length} items"]
+        return []
+    return []  # json: anything YAML can hold
+
+
+def _type_name(value: Any) -> str:
+    return {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "list",
+        dict: "object",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def validate(meta: Mapping[str, Any], ctype: ContentType) -> dict[str, list[str]]:
+    """Field-level messages for a frontmatter mapping against its type; empty when valid."""
+    errors: dict[str, list[str]] = {}
+    for f in ctype.fields:
+        value = meta.get(f.name)
+        if value is None or value == "" or value == []:
+            if f.required:
+                errors[f.name] = ["is required"]
+            continue
+        problems = _check_value(f, value)
+        if problems:
+            errors[f.name] = problems
+    return errors
+
+
+def url_path(type_name: str, slug: str, lang: str | None = None, default_lang: str | None = None) -> str:
+    """The document's path on the built site: pages at /<slug>/, posts and others at /<type>/<slug>/."""
+    prefix = f"/{lang}" if lang and lang != default_lang else ""
+    if type_name == "pages":
+        return f"{prefix}/{slug}/"
+    return f"{prefix}/{type_name}/{slug}/"
+
+
+def frontmatter_key(canonical: str, meta: Mapping[str, Any]) -> str:
+    """The key a canonical attribute is written under: the spelling the file already uses, else Hugo's."""
+    for name in ALIASES.get(canonical, (canonical,)):
+        if name in meta:
+            return name
+    return WRITE_KEY.get(canonical, canonical)

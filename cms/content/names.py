@@ -1,0 +1,119 @@
+"""Names of documents: ids (ULID), slugs and the rules that keep paths inside content/.
+
+Slug rules (reliability plan 3-B.5): NFC, unicode letters/digits and `-`, lower case, no leading
+`.` or `-`, at most 200 UTF-8 bytes, no Windows device names; uniqueness is compared with casefold()
+so a checkout on a case-insensitive file system cannot merge two documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import time
+import unicodedata
+
+from slugify import slugify as _slugify
+
+from cms.errors import BadRequest
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_ULID_RE = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+_SLUG_RE = re.compile(r"[^\W_](?:[\w-]*[^\W_])?", re.UNICODE)
+_TYPE_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+_RESERVED_STEMS = frozenset(
+    {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+)
+MAX_SLUG_BYTES = 200
+
+_last_ms = 0
+_last_rand = 0
+_lock = threading.Lock()
+
+
+def _encode(n: int, length: int) -> str:
+    return "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in reversed(range(length)))
+
+
+def new_id(now_ms: int | None = None) -> str:
+    """A ULID: 48-bit milliseconds + 80 random bits; monotonic within one process."""
+    global _last_ms, _last_rand
+    with _lock:
+        ms = int(time.time() * 1000) if now_ms is None else now_ms
+        if ms <= _last_ms:  # same millisecond: increment so ids stay sortable in creation order
+            ms, rand = _last_ms, _last_rand + 1
+        else:
+            rand = int.from_bytes(os.urandom(10), "big")
+        _last_ms, _last_rand = ms, rand
+    return _encode(((ms & (2**48 - 1)) << 80) | (rand & (2**80 - 1)), 26)
+
+
+def path_id(type_name: str, slug: str, lang: str | None = None) -> str:
+    """The deterministic id of a hand-made file without one: derived from where it lives."""
+    key = f"{type_name}/{slug}" + (f".{lang}" if lang else "")
+    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:17], "big")
+    return _encode(digest >> 6, 26)  # 130 bits -> 26 base32 characters
+
+
+def is_id(text: str) -> bool:
+    return bool(_ULID_RE.fullmatch(text))
+
+
+def id_time_ms(doc_id: str) -> int:
+    """Milliseconds since the epoch encoded in a ULID."""
+    n = 0
+    for ch in doc_id[:10]:
+        n = n * 32 + _CROCKFORD.index(ch)
+    return n
+
+
+def slugify(text: str, max_bytes: int = 80) -> str:
+    """A slug from a title: unicode-aware (é and 中 stay), lower case, `-` between words."""
+    text = unicodedata.normalize("NFC", str(text))
+    slug = _slugify(text, allow_unicode=True, lowercase=True)
+    slug = unicodedata.normalize("NFC", slug).replace("_", "-").strip("-")
+    while len(slug.encode()) > max_bytes:
+        slug = slug[:-1].rstrip("-")
+    if not slug or slug.split(".")[0] in _RESERVED_STEMS:
+        slug = f"untitled-{slug}".rstrip("-") if slug else "untitled"
+    return slug
+
+
+def check_slug(slug: object, what: str = "slug") -> str:
+    """Return the slug if it is safe as a file stem, else raise BadRequest saying why."""
+    if not isinstance(slug, str) or not slug:
+        raise BadRequest(f"{what} must be a non-empty string")
+    if any(ord(c) < 32 or c == "\x7f" for c in slug):
+        raise BadRequest(f"{what} must not contain control characters")
+    if unicodedata.normalize("NFC", slug) != slug:
+        raise BadRequest(f"{what} must be NFC-normalized unicode")
+    if len(slug.encode()) > MAX_SLUG_BYTES:
+        raise BadRequest(f"{what} is longer than {MAX_SLUG_BYTES} bytes")
+    if slug in (".", "..") or "/" in slug or "\\" in slug:
+        raise BadRequest(f"{what} must not contain path separators")
+    if slug != slug.lower():
+        raise BadRequest(f"{what} must be lower case")
+    if not _SLUG_RE.fullmatch(slug):
+        raise BadRequest(f"{what} may hold only letters, digits and '-', and must not start or end with '-'")
+    if slug in _RESERVED_STEMS:
+        raise BadRequest(f"{what} {slug!r} is a reserved device name")
+    return slug
+
+
+def check_type_name(name: object) -> str:
+    """Return a content type name if it is a safe folder name, else raise BadRequest."""
+    if not isinstance(name, str) or not _TYPE_RE.fullmatch(name) or name in _RESERVED_STEMS:
+        raise BadRequest("type name must be 1-64 lower-case letters, digits, '_' or '-', starting with a letter")
+    return name
+
+
+def unique_slug(base: str, taken: set[str]) -> str:
+    """`base`, or `base-2`, `base-3`, ... whichever is free; `taken` holds casefolded slugs."""
+    if base.casefold() not in taken:
+        return base
+    for n in range(2, 100_000):
+        candidate = f"{base}-{n}"
+        if candidate.casefold() not in taken:
+            return candidate
+    raise BadRequest(f"no free slug near {base!r}")

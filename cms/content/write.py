@@ -1,0 +1,357 @@
+"""Writing content files: round-trip YAML, minimal diffs, atomic and checked replacement.
+
+An update rewrites only the lines of the top-level keys that changed: every other byte of the
+file (key order, comments, quoting, blank lines, the Markdown body) stays as the person wrote it.
+New and changed strings that libyaml (YAML 1.1, the index's reader) would read as something else
+(`no`, `on`, `1:30`, `0x1F`, `2026-01-01`, `null`) are double-quoted, so both readers agree.
+
+Replacement follows the durable recipe (reliability plan 3-B.1): temp file in the same folder,
+the old file's mode, fsync, os.replace, fsync of the folder; a per-document `flock` shared by
+processes makes "check the hash, then replace" one step for every writer on the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import os
+import stat
+import tempfile
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.representer import RoundTripRepresenter
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
+
+from cms.content.model import etag_of
+from cms.content.parse import split_frontmatter
+from cms.errors import BadRequest, Conflict
+
+TEMP_PREFIX = ".cms-tmp-"
+DELETE: Any = object()  # a change value that removes the key
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_V11 = yaml.resolver.Resolver()
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_NEW_FILE_MODE = 0o666 & ~_UMASK
+
+
+def _misread_by_libyaml(text: str) -> bool:
+    """Whether YAML 1.1 would resolve this plain scalar to a non-string (bool, int, date, null...)."""
+    return bool(_V11.resolve(yaml.ScalarNode, text, (True, False)) != _STR_TAG)
+
+
+class _Representer(RoundTripRepresenter):
+    def represent_plain_str(self, data: str) -> Any:
+        if _misread_by_libyaml(data):
+            return self.represent_scalar(_STR_TAG, data, style='"')
+        return super().represent_str(data)
+
+    def represent_iso_datetime(self, data: datetime) -> Any:
+        return self.represent_scalar("tag:yaml.org,2002:timestamp", data.isoformat())
+
+
+_Representer.add_representer(str, _Representer.represent_plain_str)
+_Representer.add_representer(datetime, _Representer.represent_iso_datetime)
+
+
+def _yaml(mapping: int = 2, sequence: int = 4, offset: int = 2) -> YAML:
+    y = YAML(typ="rt")
+    y.Representer = _Representer
+    y.preserve_quotes = True
+    y.width = 4096  # never fold long lines: a folded title is a diff nobody asked for
+    y.allow_unicode = True
+    y.indent(mapping=mapping, sequence=sequence, offset=offset)
+    return y
+
+
+def _dump(y: YAML, data: Any) -> str:
+    out = io.StringIO()
+    y.dump(data, out)
+    return out.getvalue()
+
+
+def _to_yaml_value(value: Any, old: Any = None) -> Any:
+    """A plain Python value as a ruamel node, keeping the old value's flow style or quotes."""
+    if isinstance(value, str):
+        if isinstance(old, DoubleQuotedScalarString):
+            return DoubleQuotedScalarString(value)
+        if isinstance(old, SingleQuotedScalarString) and "\n" not in value:
+            return SingleQuotedScalarString(value)
+        return value
+    if isinstance(value, list | tuple):
+        seq = CommentedSeq([_to_yaml_value(v) for v in value])
+        if isinstance(old, CommentedSeq) and old.fa.flow_style():
+            seq.fa.set_flow_style()
+        return seq
+    if isinstance(value, Mapping):
+        cmap = CommentedMap()
+        for k, v in value.items():
+            cmap[str(k)] = _to_yaml_value(v, old.get(k) if isinstance(old, Mapping) else None)
+        if isinstance(old, CommentedMap) and old.fa.flow_style():
+            cmap.fa.set_flow_style()
+        return cmap
+    return value
+
+
+def _check_encodable(value: Any, key: str) -> None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(f"field {key!r} holds text that is not valid unicode (lone surrogate)") from None
+        if "\x00" in value:
+            raise BadRequest(f"field {key!r} contains a NUL character")
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_encodable(str(k), key)
+            _check_encodable(v, key)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _check_encodable(v, key)
+    elif value is not None and not isinstance(value, bool | int | float | date | datetime):
+        raise BadRequest(f"field {key!r} has a value YAML cannot hold: {type(value).__name__}")
+
+
+def _normal_body(body: str) -> str:
+    body = body.replace("\r\n", "\n").replace("\r", "\n")
+    return body if body.endswith("\n") or not body else body + "\n"
+
+
+def render_document(meta: Mapping[str, Any], body: str) -> bytes:
+    """The bytes of a new file: frontmatter in the given key order, then the body."""
+    for key, value in meta.items():
+        _check_encodable(key, key)
+        _check_encodable(value, key)
+    _check_encodable(body, "content")
+    cmap = CommentedMap()
+    for key, value in meta.items():
+        if value is not DELETE:
+            cmap[key] = _to_yaml_value(value)
+    fm = _dump(_yaml(), cmap) if cmap else ""
+    return f"---\n{fm}---\n{_normal_body(body)}".encode()
+
+
+def update_document(original: str, changes: Mapping[str, Any], body: str | None = None) -> bytes:
+    """Apply `changes` (key -> value, or DELETE) to a file's text, rewriting only those keys' lines."""
+    for key, value in changes.items():
+        _check_encodable(key, key)
+        if value is not DELETE:
+            _check_encodable(value, key)
+    if body is not None:
+        _check_encodable(body, "content")
+    original = original.replace("\r\n", "\n").replace("\r", "\n")
+    fm, old_body, _ = split_frontmatter(original)
+    new_body = old_body if body is None else _normal_body(body)
+    if fm is None:
+        meta = {k: v for k, v in changes.items() if v is not DELETE}
+        return render_document(meta, new_body) if meta else new_body.encode()
+    new_fm = _splice(fm, changes)
+    if not new_fm.strip():
+        return f"---\n---\n{new_body}".encode()
+    if not new_fm.endswith("\n"):
+        new_fm += "\n"
+    return f"---\n{new_fm}---\n{new_body}".encode()
+
+
+def _splice(fm: str, changes: Mapping[str, Any]) -> str:
+    """Replace, delete or append the blocks of the changed top-level keys of a YAML mapping."""
+    from ruamel.yaml.util import load_yaml_guess_indent
+
+    try:
+        current, indent, seq_indent = load_yaml_guess_indent(fm, yaml=_yaml())
+    except Exception:  # noqa: BLE001 - a file the round-trip loader rejects is rewritten whole below
+        current, indent, seq_indent = None, None, None
+    mapping = indent or 2
+    offset = seq_indent if seq_indent is not None else 2
+    y = _yaml(mapping, max(mapping, offset + 2), offset)
+    if not isinstance(current, CommentedMap) or current.fa.flow_style() or not current:
+        merged = CommentedMap(current if isinstance(current, Mapping) else {})
+        for key, value in changes.items():
+            if value is DELETE:
+                merged.pop(key, None)
+            else:
+                merged[key] = _to_yaml_value(value, merged.get(key))
+        return _dump(y, merged) if merged else ""
+
+    lines = fm.splitlines(keepends=True)
+    starts = sorted((current.lc.key(k)[0], k) for k in current)
+    blocks: dict[str, tuple[int, int]] = {}
+    for i, (start, key) in enumerate(starts):
+        end = starts[i + 1][0] if i + 1 < len(starts) else len(lines)
+        # Blank and column-0 comment lines before the next key belong to neither block.
+        while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].startswith("#")):
+            end -= 1
+        blocks[str(key)] = (start, end)
+
+    replacement: dict[int, str] = {}
+    dropped: set[int] = set()
+    appended: list[str] = []
+    for key, value in changes.items():
+        if key in blocks:
+            start, end = blocks[key]
+            if value is DELETE:
+                dropped.update(range(start, end))
+                continue
+            if _same(current[key], value):
+                continue
+            text = _dump(y, CommentedMap([(key, _to_yaml_value(value, current[key]))]))
+            text = _keep_line_comment(lines[start], text, current.ca.items.get(key))
+            replacement[start] = text
+            dropped.update(range(start + 1, end))
+        elif value is not DELETE:
+            appended.append(_dump(y, CommentedMap([(key, _to_yaml_value(value))])))
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        if i in replacement:
+            out.append(replacement[i])
+        elif i not in dropped:
+            out.append(line)
+    if out and not out[-1].endswith("\n"):
+        out[-1] += "\n"
+    # New keys go after the last key, before any trailing comment lines.
+    last_key_end = max((end for s, end in blocks.values() if s not in dropped), default=len(out))
+    kept_before = sum(1 for i in range(last_key_end) if i not in dropped)
+    return "".join(out[:kept_before] + appended + out[kept_before:])
+
+
+def _keep_line_comment(old_line: str, new_text: str, comment: Any) -> str:
+    """Carry `key: value  # note` over to a replaced one-line value."""
+    token = comment[2] if comment and len(comment) > 2 else None
+    if token is None or new_text.count("\n") != 1 or getattr(token, "column", None) is None:
+        return new_text
+    col = token.column
+    if col >= len(old_line) or old_line[col] != "#":
+        return new_text
+    pad = old_line[:col][len(old_line[:col].rstrip()) :] or " "
+    return new_text.rstrip("\n") + pad + old_line[col:].rstrip("\n") + "\n"
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Equal as data, with the same types (so 1 vs True vs "1" count as changes)."""
+    if isinstance(new, Mapping):
+        return isinstance(old, Mapping) and old.keys() == new.keys() and all(_same(old[k], new[k]) for k in new)
+    if isinstance(new, list | tuple):
+        return isinstance(old, list) and len(old) == len(new) and all(map(_same, old, new))
+    for kind in (bool, str, int, float, datetime, date):
+        if isinstance(new, kind):
+            return isinstance(old, kind) and not (kind is int and isinstance(old, bool)) and old == new
+    return old is None and new is None
+
+
+# -- files ---------------------------------------------------------------------------------
+
+
+def ensure_inside(path: Path, root: Path) -> Path:
+    """The path if it stays inside `root` after resolving links, else BadRequest."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise BadRequest("path escapes the site folder")
+    return resolved
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that readers see the old or the new file, never a part."""
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    mode = _NEW_FILE_MODE
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        if stat.S_ISLNK(st.st_mode):
+            raise BadRequest(f"refusing to write through a symbolic link: {path.name}")
+        mode = stat.S_IMODE(st.st_mode)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=path.suffix)
+    try:
+        os.fchmod(fd, mode)  # mkstemp makes 0600 files; keep the file's own mode
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_folder(folder)
+
+
+def fsync_folder(folder: Path) -> None:
+    dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def read_bytes(path: Path) -> bytes | None:
+    """The file's bytes, None if it does not exist; never follows a symlink."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # ELOOP: a symlink
+        raise BadRequest(f"refusing to read through a symbolic link: {path.name}") from exc
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
+
+
+@contextlib.contextmanager
+def document_lock(lock_dir: Path, key: str) -> Iterator[None]:
+    """An exclusive lock on one document, shared by every process that uses the same state folder."""
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(key.encode()).hexdigest()[:24] + ".lock"
+    fd = os.open(lock_dir / name, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def replace_checked(path: Path, data: bytes | None, expected_etag: str | None) -> str | None:
+    """Write (or with data=None delete) `path` if it still has `expected_etag`; the new etag.
+
+    `expected_etag=None` means the file must not exist yet. The caller holds `document_lock`.
+    Raises Conflict(current_etag) when someone else (API client or person) changed the file.
+    """
+    current = read_bytes(path)
+    current_etag = etag_of(current) if current is not None else None
+    if current_etag != expected_etag:
+        if expected_etag is None:
+            raise Conflict(f"{path.name} already exists", current_etag=current_etag)
+        if current is None:
+            raise Conflict(f"{path.name} was deleted since it was read", current_etag=None)
+        raise Conflict(f"{path.name} was changed since it was read", current_etag=current_etag)
+    if data is None:
+        os.unlink(path)
+        fsync_folder(path.parent)
+        return None
+    atomic_write(path, data)
+    return etag_of(data)
+
+
+def remove_temp_files(root: Path) -> int:
+    """Startup recovery: delete temp files a killed writer left behind; how many."""
+    removed = 0
+    if not root.is_dir():
+        return 0
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if name.startswith(TEMP_PREFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(folder, name))
+                    removed += 1
+    return removed

@@ -1,0 +1,146 @@
+"""The event bus: one `Event` record for every change, whatever caused it, and its subscribers.
+
+Three sources publish here: the store (API and CLI writes), the watcher (hand edits) and the
+build (its change set). Subscribers (the webhook outbox, live reload, logs) are called in order;
+one that raises is logged and does not stop the others or the write that caused the event.
+
+Event names: `<kind>.<action>` where kind is `post`, `page` or `entry` (custom types) and action
+is created, updated, published, unpublished, deleted or restored; plus `media.uploaded`,
+`media.deleted`, `category.created|updated|deleted` and `build.completed`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cms.content.model import Document, Status
+from cms.content.names import new_id
+
+log = logging.getLogger("cms.events")
+
+DOCUMENT_ACTIONS = ("created", "updated", "published", "unpublished", "deleted", "restored")
+
+
+def kind_of(type_name: str) -> str:
+    """`post`, `page` or `entry`: the event prefix of a content type."""
+    return {"posts": "post", "pages": "page"}.get(type_name, "entry")
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened to the site, as subscribers and webhook receivers see it."""
+
+    name: str  # e.g. "post.published"
+    data: dict[str, Any]  # a thin summary: what a receiver needs to act, not the whole document
+    id: str = field(default_factory=lambda: "evt_" + new_id())
+    timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
+    source: str = "api"  # "api", "cli", "watch", "build", "scheduler"
+    key: str | None = None  # ordering key: events of one document are delivered in order
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.name,
+            "id": self.id,
+            "timestamp": self.timestamp.isoformat().replace("+00:00", "Z"),
+            "source": self.source,
+            **self.data,
+        }
+
+
+def summary(doc: Document, now: datetime, url: str | None = None) -> dict[str, Any]:
+    """The document summary carried by document events."""
+    return {
+        "id": doc.id,
+        "hash": doc.hash,
+        "type": doc.type,
+        "title": doc.title,
+        "slug": doc.slug,
+        "url": url,
+        "status": doc.status_at(now).value,
+        "category": doc.categories[0] if doc.categories else None,
+        "tags": list(doc.tags),
+        "image": doc.featured_image,
+    }
+
+
+def document_events(
+    old: Document | None,
+    new: Document | None,
+    now: datetime,
+    *,
+    source: str,
+    fields: Iterable[str] = (),
+    url: Callable[[Document], str] | None = None,
+) -> list[Event]:
+    """The events a change from `old` to `new` (either may be None) amounts to."""
+    doc = new or old
+    if doc is None:
+        return []
+    kind = kind_of(doc.type)
+    was = old.status_at(now) if old else None
+    now_status = new.status_at(now) if new else None
+    names: list[str] = []
+    if old is None:
+        names.append("created")
+        if now_status is Status.PUBLISHED:
+            names.append("published")
+    elif new is None:
+        names.append("deleted")
+    else:
+        if was is Status.TRASH and now_status is not Status.TRASH:
+            names.append("restored")
+        elif now_status is Status.TRASH:
+            names.append("deleted")
+        else:
+            names.append("updated")
+        if was is not Status.PUBLISHED and now_status is Status.PUBLISHED:
+            names.append("published")
+        elif was is Status.PUBLISHED and now_status in (Status.DRAFT, Status.SCHEDULED, Status.EXPIRED):
+            names.append("unpublished")
+    data = {kind: summary(doc, now, url(doc) if url else None)}
+    changed = list(fields)
+    events = []
+    for action in names:
+        payload = dict(data)
+        if action == "updated" and changed:
+            payload["changes"] = changed
+        events.append(Event(f"{kind}.{action}", payload, source=source, key=doc.id))
+    return events
+
+
+Subscriber = Callable[[Event], None]
+
+
+class Bus:
+    """Publish events to subscribers, in order, in the publisher's thread."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add a subscriber; returns a function that removes it."""
+        with self._lock:
+            self._subscribers.append(subscriber)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if subscriber in self._subscribers:
+                    self._subscribers.remove(subscriber)
+
+        return unsubscribe
+
+    def publish(self, events: Iterable[Event]) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for event in events:
+            for subscriber in subscribers:
+                try:
+                    subscriber(event)
+                except Exception:  # noqa: BLE001 - a broken subscriber must not undo a saved write
+                    log.exception("event subscriber failed on %s", event.name)
