@@ -48,7 +48,10 @@ def handle_errors(func: F) -> F:
 
 
 site_option = click.option(
-    "--site", "site_path", type=click.Path(file_okay=False), default=None,
+    "--site",
+    "site_path",
+    type=click.Path(file_okay=False),
+    default=None,
     help="Site folder (default: the nearest folder holding cms.toml).",
 )
 
@@ -82,8 +85,15 @@ def init(directory: str, title: str) -> None:
 @click.option("--category", "categories", multiple=True, help="A category slug (repeatable).")
 @site_option
 @handle_errors
-def new(type_name: str, title: str, slug: str | None, publish: bool, tags: tuple[str, ...],
-        categories: tuple[str, ...], site_path: str | None) -> None:
+def new(
+    type_name: str,
+    title: str,
+    slug: str | None,
+    publish: bool,
+    tags: tuple[str, ...],
+    categories: tuple[str, ...],
+    site_path: str | None,
+) -> None:
     """Write a new document of TYPE with an id, slug and date, and print its path."""
     from cms.content.index import Index
     from cms.content.store import Store
@@ -147,3 +157,99 @@ def index_command(site_path: str | None) -> None:
         click.echo(f"{taxonomy:<12} {len(index.all_terms(taxonomy)):>6}")
     click.echo(f"problems     {len(index.problems):>6}")
     click.echo(f"loaded {len(index)} documents in {elapsed * 1000:.0f} ms")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to bind.")
+@click.option("--no-watch", is_flag=True, help="Do not watch content/ for hand edits.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="uvicorn worker processes.")
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
+)
+@site_option
+@handle_errors
+def serve(host: str, port: int, no_watch: bool, workers: int, log_level: str, site_path: str | None) -> None:
+    """Serve the REST API (and keep the index live with the file watcher) until Ctrl-C."""
+    from cms.serve import serve as run_server
+
+    run_server(_site(site_path), host=host, port=port, watch=not no_watch, workers=workers, log_level=log_level)
+
+
+@main.group()
+def keys() -> None:
+    """Create, list and revoke API keys (stored hashed in .cms/state.db)."""
+
+
+def _keys(site_path: str | None) -> Any:
+    from cms.auth import Keys
+    from cms.state import State
+
+    site = _site(site_path)
+    return Keys(State(site.state_dir))
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="Who or what uses the key.")
+@click.option("--scopes", default="read", show_default=True, help="Comma-separated: read, write, delete, admin.")
+@click.option("--expires", default=None, help="Expiry as an ISO 8601 date-time (e.g. 2027-01-01T00:00:00Z).")
+@click.option("--with-secret", is_flag=True, help="Also require an X-API-Secret header (key + secret pair).")
+@click.option("--types", default=None, help="Comma-separated content types the key may touch (default: all).")
+@site_option
+@handle_errors
+def keys_create(
+    name: str, scopes: str, expires: str | None, with_secret: bool, types: str | None, site_path: str | None
+) -> None:
+    """Create a key and print it once."""
+    from datetime import UTC
+
+    from cms.content.model import to_datetime
+    from cms.errors import BadRequest
+
+    expires_at = None
+    if expires:
+        expires_at = to_datetime(expires, UTC)
+        if expires_at is None:
+            raise BadRequest(f"--expires {expires!r} is not an ISO 8601 date-time")
+    issued = _keys(site_path).create(
+        name,
+        scopes.split(","),
+        expires_at=expires_at,
+        with_secret=with_secret,
+        types=[t.strip() for t in types.split(",") if t.strip()] if types else None,
+    )
+    click.echo(f"id:     {issued.key.id}")
+    click.echo(f"scopes: {', '.join(sorted(issued.key.scopes))}")
+    click.echo(f"key:    {issued.token}")
+    if issued.secret:
+        click.echo(f"secret: {issued.secret}")
+    click.echo("Store the key now: it is shown only once.", err=True)
+
+
+@keys.command("list")
+@site_option
+@handle_errors
+def keys_list(site_path: str | None) -> None:
+    """List keys (never their secrets)."""
+    rows = _keys(site_path).list()
+    if not rows:
+        click.echo("no keys; create one with `cms keys create --name NAME --scopes read`")
+        return
+    click.echo(f"{'id':<14}{'name':<24}{'scopes':<28}{'state':<10}{'expires':<22}last used")
+    for key in rows:
+        data = key.as_dict()
+        state = "enabled" if key.enabled else "disabled"
+        click.echo(
+            f"{key.id:<14}{key.name[:22]:<24}{','.join(data['scopes']):<28}{state:<10}"
+            f"{data['expires_at'] or '-':<22}{data['last_used_at'] or '-'}"
+        )
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@site_option
+@handle_errors
+def keys_revoke(key_id: str, site_path: str | None) -> None:
+    """Delete a key for good."""
+    _keys(site_path).revoke(key_id)
+    click.echo(f"revoked {key_id}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -25,6 +24,9 @@ MAX_DEPTH = 64
 DOCUMENT_SUFFIX = ".md"
 _LANG_RE = re.compile(r"[a-z]{2,3}(?:[_-][A-Za-z]{2,4})?")
 _LOADER = yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader
+# Nesting deeper than MAX_DEPTH needs either that many flow/compact openers or a line indented that far.
+_NESTER_RE = re.compile(r"[\[{]|[-?](?=\s)")
+_DEEP_INDENT_RE = re.compile(rf"^ {{{MAX_DEPTH}}}", re.MULTILINE)
 
 
 @dataclass(slots=True)
@@ -77,10 +79,18 @@ def load_yaml(fm: str, path: str, first_line: int = 2) -> dict[str, Any]:
     """Parse frontmatter YAML into a mapping with string keys; errors carry the file line."""
     if len(fm.encode()) > MAX_FRONTMATTER_BYTES:
         raise ParseError(path, first_line, f"frontmatter is larger than {MAX_FRONTMATTER_BYTES} bytes")
-    if "&" in fm and "*" in fm:  # aliases need an anchor: only then is the event scan worth it
-        _refuse_aliases(fm, path, first_line)
+    # The event scan costs a second parse, so it runs only when the text could hold an alias (which
+    # needs an anchor) or deep nesting; it must run before composing, because libyaml's composer
+    # recurses in C: ~40,000 nested `[` (80 KB) crash the whole process with a segfault.
+    if ("&" in fm and "*" in fm) or _DEEP_INDENT_RE.search(fm) or len(_NESTER_RE.findall(fm)) > MAX_DEPTH:
+        _scan_events(fm, path, first_line)
+    loader = _Loader(fm)
+    loader.first_line = first_line
     try:
-        value = yaml.load(fm, Loader=_LOADER)  # noqa: S506 - CSafeLoader, never the full loader
+        node = loader.get_single_node()
+        if node is not None:
+            _check_depth(node, path, first_line)  # before constructing: deep input costs nothing more
+        value = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = first_line + (mark.line if mark else 0)
@@ -89,43 +99,102 @@ def load_yaml(fm: str, path: str, first_line: int = 2) -> dict[str, Any]:
         raise ParseError(path, first_line, f"invalid YAML: {exc}") from None
     except RecursionError:
         raise ParseError(path, first_line, "YAML is nested too deeply") from None
+    finally:
+        loader.dispose()
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise ParseError(path, first_line, f"frontmatter must be a mapping of keys, not a {type(value).__name__}")
-    try:
-        return _normalize(value, 0)  # type: ignore[no-any-return]
-    except RecursionError:
-        raise ParseError(path, first_line, "YAML is nested too deeply") from None
-    except ValueError as exc:
-        raise ParseError(path, first_line, str(exc)) from None
+    return value
 
 
-def _refuse_aliases(fm: str, path: str, first_line: int) -> None:
+class _Loader(_LOADER):  # type: ignore[misc,valid-type]
+    """libyaml's safe loader, made strict where a plain load would lose or corrupt data.
+
+    Keys are the text written in the file (`yes: y` -> "yes", `1: x` -> "1", not True and 1, which
+    would collide in a dict and cannot be JSON keys); a repeated key is an error instead of the last
+    one silently winning; values JSON cannot hold (!!binary, !!set) are refused; and a constructor
+    failure (`2024-13-45`, a 5,000-digit int, `!!bool maybe`) becomes a YAML error with its line.
+    """
+
+    first_line = 2  # the file line of the frontmatter's first line, for messages
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read the value {node.value!r:.60}: {exc}", node.start_mark
+            ) from None
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[str, Any]:
+        if not isinstance(node, yaml.MappingNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"expected a mapping, found a {type(node).__name__}", node.start_mark
+            )
+        seen: dict[str, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            key = _key_text(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key]})", key_node.start_mark
+                )
+            seen[key] = self.first_line + key_node.start_mark.line
+        self.flatten_mapping(node)  # `<<` merge keys; explicit keys listed after them win
+        return {_key_text(k): self.construct_object(v, deep=deep) for k, v in node.value}
+
+    def _refuse(self, node: yaml.Node) -> Any:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.tag.rsplit(':', 1)[-1]} values are not allowed in frontmatter", node.start_mark
+        )
+
+
+_Loader.add_constructor("tag:yaml.org,2002:binary", _Loader._refuse)
+_Loader.add_constructor("tag:yaml.org,2002:set", _Loader._refuse)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _key_text(node: yaml.Node) -> str:
+    if not isinstance(node, yaml.ScalarNode):
+        raise yaml.constructor.ConstructorError(
+            None, None, "a key must be plain text, not a list or mapping", node.start_mark
+        )
+    return str(node.value)
+
+
+def _check_depth(root: yaml.Node, path: str, first_line: int) -> None:
+    """Refuse nesting deeper than MAX_DEPTH, naming the line where it goes too deep."""
+    stack = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            line = first_line + node.start_mark.line
+            raise ParseError(path, line, f"frontmatter is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend((child, depth + 1) for pair in node.value for child in pair)
+
+
+def _scan_events(fm: str, path: str, first_line: int) -> None:
+    """Refuse aliases and too-deep nesting from the event stream, stopping at the first one."""
+    depth = 0  # open collections = the depth of the next node (the root mapping is 0)
     try:
         for event in yaml.parse(fm, Loader=_LOADER):
             if isinstance(event, yaml.AliasEvent):
-                line = first_line + event.start_mark.line
+                line = first_line + (event.start_mark.line if event.start_mark else 0)
                 raise ParseError(path, line, "YAML aliases (*name) are not allowed in frontmatter")
+            if isinstance(event, yaml.ScalarEvent | yaml.CollectionStartEvent) and depth > MAX_DEPTH:
+                line = first_line + (event.start_mark.line if event.start_mark else 0)
+                raise ParseError(path, line, f"frontmatter is nested deeper than {MAX_DEPTH} levels")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
     except yaml.MarkedYAMLError:
         return  # the real load reports the syntax error with its line
-
-
-def _normalize(value: Any, depth: int) -> Any:
-    """String keys everywhere (JSON needs them) and a bounded depth."""
-    if depth > MAX_DEPTH:
-        raise ValueError(f"frontmatter is nested deeper than {MAX_DEPTH} levels")
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            key = k.isoformat() if isinstance(k, date) else ("null" if k is None else str(k))
-            if isinstance(k, bool):
-                key = str(k).lower()
-            out[key] = _normalize(v, depth + 1) if isinstance(v, dict | list) else v
-        return out
-    if isinstance(value, list):
-        return [_normalize(v, depth + 1) if isinstance(v, dict | list) else v for v in value]
-    return value
 
 
 def parse_document(data: bytes, path: str) -> ParsedFile:
@@ -154,8 +223,9 @@ def locate(rel: str, reserved: tuple[str, ...]) -> Location | None:
     (`<type>/<slug>/index.md`) load too; `<slug>.<lang>.md` is a translation; files directly in
     content/ are pages; names starting with `_` or `.` are ignored, except `_type.yaml`.
     """
-    parts = PurePosixPath(rel).parts
-    if not parts or any(p.startswith((".", "~")) or p.endswith("~") for p in parts):
+    path = PurePosixPath(rel)
+    parts = path.parts
+    if not parts or path.is_absolute() or any(p.startswith((".", "~")) or p.endswith("~") for p in parts):
         return None
     name = parts[-1]
     if name == "_type.yaml" and len(parts) == 2:
@@ -164,13 +234,13 @@ def locate(rel: str, reserved: tuple[str, ...]) -> Location | None:
         return None
     stem = name[: -len(DOCUMENT_SUFFIX)]
     folder = parts[0] if len(parts) > 1 else "pages"
-    if stem == "index" and len(parts) >= 3:
-        stem = parts[-2]
     lang = None
     if "." in stem:
         base, _, suffix = stem.rpartition(".")
         if _LANG_RE.fullmatch(suffix):
             stem, lang = base, suffix
+    if stem == "index" and len(parts) >= 3:  # after the language: `bundle/index.de.md` is bundle, de
+        stem = parts[-2]
     slug = stem if stem == stem.lower() and " " not in stem else slugify(stem)
     kind = "term" if folder in reserved else "document"
     return Location(kind, folder, slug, lang)

@@ -13,12 +13,13 @@ processes makes "check the hash, then replace" one step for every writer on the 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import io
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -31,36 +32,52 @@ from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
 from cms.content.model import etag_of
-from cms.content.parse import split_frontmatter
-from cms.errors import BadRequest, Conflict
+from cms.content.parse import load_yaml, split_frontmatter
+from cms.errors import BadRequest, Conflict, ParseError
 
 TEMP_PREFIX = ".cms-tmp-"
 DELETE: Any = object()  # a change value that removes the key
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _V11 = yaml.resolver.Resolver()
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-_NEW_FILE_MODE = 0o666 & ~_UMASK
+# Line breaks YAML knows but "\n"-only readers do not: in a single-quoted or plain scalar libyaml
+# folds them into a space, so such strings are always written double-quoted (escaped as \N \L \P).
+_ODD_BREAKS = frozenset("\x85\u2028\u2029")
 
 
 def _misread_by_libyaml(text: str) -> bool:
     """Whether YAML 1.1 would resolve this plain scalar to a non-string (bool, int, date, null...)."""
-    return bool(_V11.resolve(yaml.ScalarNode, text, (True, False)) != _STR_TAG)
+    return bool(_V11.resolve(yaml.ScalarNode, text, (True, False)) != _STR_TAG)  # type: ignore[no-untyped-call]
+
+
+def _needs_double_quotes(text: str) -> bool:
+    return _misread_by_libyaml(text) or not _ODD_BREAKS.isdisjoint(text)
 
 
 class _Representer(RoundTripRepresenter):
     def represent_plain_str(self, data: str) -> Any:
-        if _misread_by_libyaml(data):
+        if _needs_double_quotes(data):
             return self.represent_scalar(_STR_TAG, data, style='"')
         return super().represent_str(data)
 
     def represent_iso_datetime(self, data: datetime) -> Any:
         return self.represent_scalar("tag:yaml.org,2002:timestamp", data.isoformat())
 
+    def represent_float_11(self, data: float) -> Any:
+        # ruamel writes 1e+16 and 1e-05, which YAML 1.1 (libyaml) reads as strings: its float
+        # pattern needs a dot. 1.0e+16 reads as the same float in both dialects.
+        text = repr(data)
+        if data != data or data in (float("inf"), float("-inf")):
+            return super().represent_float(data)
+        if "e" in text and "." not in text:
+            mantissa, _, exponent = text.partition("e")
+            text = f"{mantissa}.0e{exponent}"
+        return self.represent_scalar("tag:yaml.org,2002:float", text)
+
 
 _Representer.add_representer(str, _Representer.represent_plain_str)
 _Representer.add_representer(datetime, _Representer.represent_iso_datetime)
+_Representer.add_representer(float, _Representer.represent_float_11)
 
 
 def _yaml(mapping: int = 2, sequence: int = 4, offset: int = 2) -> YAML:
@@ -84,7 +101,7 @@ def _to_yaml_value(value: Any, old: Any = None) -> Any:
     if isinstance(value, str):
         if isinstance(old, DoubleQuotedScalarString):
             return DoubleQuotedScalarString(value)
-        if isinstance(old, SingleQuotedScalarString) and "\n" not in value:
+        if isinstance(old, SingleQuotedScalarString) and "\n" not in value and _ODD_BREAKS.isdisjoint(value):
             return SingleQuotedScalarString(value)
         return value
     if isinstance(value, list | tuple):
@@ -164,17 +181,25 @@ def update_document(original: str, changes: Mapping[str, Any], body: str | None 
 
 def _splice(fm: str, changes: Mapping[str, Any]) -> str:
     """Replace, delete or append the blocks of the changed top-level keys of a YAML mapping."""
-    from ruamel.yaml.util import load_yaml_guess_indent
-
     try:
-        current, indent, seq_indent = load_yaml_guess_indent(fm, yaml=_yaml())
-    except Exception:  # noqa: BLE001 - a file the round-trip loader rejects is rewritten whole below
-        current, indent, seq_indent = None, None, None
-    mapping = indent or 2
-    offset = seq_indent if seq_indent is not None else 2
+        current = _yaml().load(fm)
+    except Exception as exc:  # noqa: BLE001 - ruamel raises many types; none may cost the file its keys
+        # Rewriting from the changes alone would silently drop every other key (a duplicate key, for
+        # one, makes ruamel refuse a file libyaml used to accept): refuse, naming the line.
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        at = 2 + (mark.line if mark is not None else 0)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ParseError("frontmatter", at, f"cannot update this frontmatter safely: {problem}") from None
+    mapping, offset = _guess_indent(fm)
     y = _yaml(mapping, max(mapping, offset + 2), offset)
-    if not isinstance(current, CommentedMap) or current.fa.flow_style() or not current:
-        merged = CommentedMap(current if isinstance(current, Mapping) else {})
+    if current is None:  # no keys, perhaps comments: keep them, add the new keys after them
+        head = fm if not fm or fm.endswith("\n") else fm + "\n"
+        new = CommentedMap([(k, _to_yaml_value(v)) for k, v in changes.items() if v is not DELETE])
+        return head + _dump(y, new) if new else head
+    if not isinstance(current, CommentedMap):
+        raise ParseError("frontmatter", 2, f"frontmatter must be a mapping of keys, not a {type(current).__name__}")
+    if current.fa.flow_style() or not current:
+        merged = CommentedMap(current)
         for key, value in changes.items():
             if value is DELETE:
                 merged.pop(key, None)
@@ -182,6 +207,10 @@ def _splice(fm: str, changes: Mapping[str, Any]) -> str:
                 merged[key] = _to_yaml_value(value, merged.get(key))
         return _dump(y, merged) if merged else ""
 
+    try:  # what the index reads: ruamel (YAML 1.2) reads `no` and `1:30` as strings, libyaml does not
+        meaning: Mapping[str, Any] = load_yaml(fm, "frontmatter")
+    except ParseError:
+        meaning = {}
     lines = fm.splitlines(keepends=True)
     starts = sorted((current.lc.key(k)[0], k) for k in current)
     blocks: dict[str, tuple[int, int]] = {}
@@ -201,7 +230,7 @@ def _splice(fm: str, changes: Mapping[str, Any]) -> str:
             if value is DELETE:
                 dropped.update(range(start, end))
                 continue
-            if _same(current[key], value):
+            if key in meaning and _same(meaning[key], value):
                 continue
             text = _dump(y, CommentedMap([(key, _to_yaml_value(value, current[key]))]))
             text = _keep_line_comment(lines[start], text, current.ca.items.get(key))
@@ -221,6 +250,28 @@ def _splice(fm: str, changes: Mapping[str, Any]) -> str:
     last_key_end = max((end for s, end in blocks.values() if s not in dropped), default=len(out))
     kept_before = sum(1 for i in range(last_key_end) if i not in dropped)
     return "".join(out[:kept_before] + appended + out[kept_before:])
+
+
+def _guess_indent(fm: str) -> tuple[int, int]:
+    """(mapping indent, sequence dash offset) as the file uses them under its top-level keys.
+
+    ruamel's own guess takes the mapping indent from the first block sequence, so a file with
+    `nested:\n  a: 1` and `tags:\n  - x` had its nested mappings rewritten 4 spaces deep.
+    """
+    mapping = offset = None
+    lines = fm.splitlines()
+    for i, line in enumerate(lines):
+        if not line or line[0] in " #-" or not line.rstrip().endswith(":"):
+            continue
+        child = next((c for c in lines[i + 1 :] if c.strip() and not c.lstrip().startswith("#")), "")
+        indent = len(child) - len(child.lstrip(" "))
+        if child.lstrip(" ").startswith("- ") or child.strip() == "-":
+            offset = indent if offset is None else offset
+        elif indent > 0 and mapping is None:
+            mapping = indent
+        if mapping is not None and offset is not None:
+            break
+    return mapping or 2, 2 if offset is None else offset
 
 
 def _keep_line_comment(old_line: str, new_text: str, comment: Any) -> str:
@@ -262,7 +313,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so that readers see the old or the new file, never a part."""
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    mode = _NEW_FILE_MODE
+    mode = None
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -271,9 +322,10 @@ def atomic_write(path: Path, data: bytes) -> None:
         if stat.S_ISLNK(st.st_mode):
             raise BadRequest(f"refusing to write through a symbolic link: {path.name}")
         mode = stat.S_IMODE(st.st_mode)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=path.suffix)
+    fd, tmp = _create_temp(folder, path.suffix)
     try:
-        os.fchmod(fd, mode)  # mkstemp makes 0600 files; keep the file's own mode
+        if mode is not None:
+            os.fchmod(fd, mode)  # keep the replaced file's own mode
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -284,6 +336,22 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         raise
     fsync_folder(folder)
+
+
+def _create_temp(folder: Path, suffix: str) -> tuple[int, str]:
+    """A new temp file in `folder` with mode 0o666 minus the umask in force now.
+
+    Not mkstemp: it makes 0600 files (every content file would turn private), and reading the
+    umask to fix that up needs os.umask(), which sets it process-wide and races other threads.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        name = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}{suffix}")
+        try:
+            return os.open(name, flags, 0o666), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name in {folder}")
 
 
 def fsync_folder(folder: Path) -> None:
@@ -300,7 +368,9 @@ def read_bytes(path: Path) -> bytes | None:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
         return None
-    except OSError as exc:  # ELOOP: a symlink
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:  # only ELOOP means a symlink; others (EACCES...) are what they say
+            raise
         raise BadRequest(f"refusing to read through a symbolic link: {path.name}") from exc
     with os.fdopen(fd, "rb") as fh:
         return fh.read()

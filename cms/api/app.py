@@ -1,0 +1,180 @@
+"""The Starlette application: `create_app(site, ...)` builds it from data; no module-level app.
+
+Middleware, outermost first: access log (one line per request, credentials never logged),
+security headers, and the body limit that answers 413 as soon as a body passes its cap, before
+it is buffered (Starlette and uvicorn set no limit of their own).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cms.auth import Keys
+from cms.config import Site
+from cms.content.index import Index
+from cms.content.store import Store
+from cms.errors import PayloadTooLarge
+from cms.events.bus import Bus
+from cms.state import State
+
+from . import documents, keys, system, terms, types
+from .errors import HANDLERS
+from .http import Services
+from .serialize import DocumentSerializer
+
+access_log = logging.getLogger("cms.access")
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+]
+
+
+def _error_bytes(status: int, code: str, message: str) -> bytes:
+    return orjson.dumps({"error": {"code": code, "message": message, "details": {}}})
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit: at once from Content-Length, else while they stream in."""
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[Scope], int], max_query_bytes: int) -> None:
+        self.app = app
+        self.limit_for = limit_for
+        self.max_query_bytes = max_query_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if len(scope.get("query_string", b"")) > self.max_query_bytes:
+            await _send_error(
+                send, 414, "URI_TOO_LONG", f"the query string is longer than {self.max_query_bytes} bytes"
+            )
+            return
+        limit = self.limit_for(scope)
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _send_error(send, 413, "PAYLOAD_TOO_LARGE", f"the body is larger than {limit} bytes")
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _send_error(send: Send, status: int, code: str, message: str) -> None:
+    body = _error_bytes(status, code, message)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                *SECURITY_HEADERS,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class Headers:
+    """Security headers on every response, and the access log line."""
+
+    def __init__(self, app: ASGIApp, log_requests: bool) -> None:
+        self.app = app
+        self.log_requests = log_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def wrapped(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, wrapped)
+        finally:
+            if self.log_requests:
+                key = scope.get("api_key")
+                client = scope.get("client") or ("-", 0)
+                # The path only: query strings may carry `api_token`, and paths never hold secrets.
+                access_log.info(
+                    '%s "%s %s" %s %.1fms key=%s',
+                    client[0],
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    (time.perf_counter() - started) * 1000,
+                    key.id if key else "-",
+                )
+
+
+def create_app(
+    site: Site,
+    *,
+    index: Index | None = None,
+    state: State | None = None,
+    bus: Bus | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    log_requests: bool = False,
+) -> Starlette:
+    """The API application for one site; tests pass their own index, state and clock."""
+    index = index or Index.load(site)
+    state = state or State(site.state_dir)
+    bus = bus or Bus()
+    store = Store(site, index, bus, clock)
+    svc = Services(site=site, index=index, store=store, state=state, keys=Keys(state, clock), bus=bus, clock=clock)
+    routes = [*system.routes(), *documents.routes(), *types.routes(), *terms.routes(), *keys.routes()]
+    app = Starlette(routes=routes, exception_handlers=HANDLERS)  # type: ignore[arg-type]
+    app.state.services = svc
+    app.state.serializer = DocumentSerializer(site)
+    app.state.term_counts = {}
+    json_limit = site.api.max_json_bytes
+
+    def limit_for(scope: Scope) -> int:
+        return json_limit
+
+    app.add_middleware(BodyLimit, limit_for=limit_for, max_query_bytes=site.api.max_query_bytes)  # type: ignore[arg-type]
+    app.add_middleware(Headers, log_requests=log_requests)  # type: ignore[arg-type]
+    return app
+
+
+def services_of(app: Any) -> Services:
+    return app.state.services  # type: ignore[no-any-return]

@@ -1,0 +1,199 @@
+"""Request and response plumbing shared by the resource modules: services, auth, JSON in and out.
+
+JSON bodies are parsed strictly: `application/json` only (415), no `NaN`/`Infinity`, no duplicate
+keys, bounded depth; a body too deep for the parser's recursion is a 400 like any other bad JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cms.auth import ApiKey, Keys
+from cms.config import Site
+from cms.content.index import Index
+from cms.content.query import parse_brackets
+from cms.content.store import Store
+from cms.errors import BadRequest, PreconditionRequired, Unauthorized, UnsupportedMediaType
+from cms.events.bus import Bus
+from cms.state import State
+
+
+@dataclass
+class Services:
+    """What handlers work with; one per app, built by create_app."""
+
+    site: Site
+    index: Index
+    store: Store
+    state: State
+    keys: Keys
+    bus: Bus
+    clock: Callable[[], datetime]
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_dumps(data), status_code=status, media_type="application/json", headers=headers)
+
+
+def raw_json_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _dumps(data: Any) -> bytes:
+    return orjson.dumps(data, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS, default=_default)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+dumps = _dumps
+
+
+# -- input --------------------------------------------------------------------------------
+
+
+def _refuse_constant(name: str) -> Any:
+    raise BadRequest(f"JSON literal {name} is not allowed")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise BadRequest(f"duplicate key {key!r} in JSON object")
+        out[key] = value
+    return out
+
+
+def _depth(value: Any, limit: int) -> int:
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > limit:
+            return deepest
+        if isinstance(node, dict):
+            stack.extend((v, level + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, level + 1) for v in node)
+    return deepest
+
+
+async def read_json(request: Request, *, allow_array: bool = False) -> Any:
+    """The request's JSON body as an object; 400/413/415 with a precise message otherwise."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType(f"send the body as application/json (got {media or 'no content type'})")
+    body = await request.body()  # capped by the body-limit middleware before it is buffered
+    if not body.strip():
+        raise BadRequest("the request body is empty; send a JSON object")
+    try:
+        value = json.loads(body, parse_constant=_refuse_constant, object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError) as exc:
+        if isinstance(exc, BadRequest):
+            raise
+        message = exc.msg if isinstance(exc, json.JSONDecodeError) else "JSON nesting is too deep"
+        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise BadRequest(f"malformed JSON: {message}{where}") from None
+    limit = services(request).site.api.max_json_depth
+    if _depth(value, limit) > limit:
+        raise BadRequest(f"JSON is nested deeper than {limit} levels")
+    if not isinstance(value, dict) and not (allow_array and isinstance(value, list)):
+        raise BadRequest(f"the request body must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def query_params(request: Request) -> dict[str, Any]:
+    """Query-string pairs as a nested dict (bracket grammar)."""
+    return parse_brackets(request.query_params.multi_items())
+
+
+def only_params(params: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise BadRequest(
+            f"unknown query parameter {unknown[0]!r}; accepted: {', '.join(sorted(allowed)) or 'none'}",
+            details={"parameter": unknown[0], "accepted": sorted(allowed)},
+        )
+
+
+def flag(params: dict[str, Any], name: str) -> bool:
+    raw = params.get(name)
+    if raw is None:
+        return False
+    if isinstance(raw, str) and raw.lower() in ("1", "true", "yes", ""):
+        return True
+    if isinstance(raw, str) and raw.lower() in ("0", "false", "no"):
+        return False
+    raise BadRequest(f"{name} must be true or false")
+
+
+def if_match(request: Request, *, required: bool) -> str | None:
+    value = request.headers.get("if-match")
+    if value is None and required:
+        raise PreconditionRequired("this site requires an If-Match header with the document's ETag on writes")
+    return value
+
+
+# -- authentication -----------------------------------------------------------------------
+
+
+def credentials(request: Request) -> tuple[str | None, str | None]:
+    """(token, secret) from X-API-Key or Authorization: Bearer, and X-API-Secret."""
+    token = request.headers.get("x-api-key")
+    auth = request.headers.get("authorization")
+    if token is None and auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            token = value.strip()
+    if token is None and services(request).site.api.allow_query_token:
+        token = request.query_params.get("api_token")
+    return token, request.headers.get("x-api-secret")
+
+
+def api_key(request: Request) -> ApiKey | None:
+    """The calling key, None when no credentials were sent; Unauthorized for bad ones. Cached per request."""
+    if "api_key" in request.scope:
+        return request.scope["api_key"]  # type: ignore[no-any-return]
+    token, secret = credentials(request)
+    key = services(request).keys.verify(token, secret) if token else None
+    request.scope["api_key"] = key
+    return key
+
+
+def require(request: Request, scope: str, type_name: str | None = None) -> ApiKey:
+    """The calling key if it holds `scope`; 401 without a key, 403 without the scope."""
+    key = api_key(request)
+    if key is None:
+        raise Unauthorized("send an API key in X-API-Key or Authorization: Bearer")
+    key.require(scope, type_name)
+    return key
+
+
+def public_read(request: Request, type_name: str) -> ApiKey | None:
+    """Read access: a key with `read`, or nobody when the site lets anyone read this type."""
+    token, _ = credentials(request)
+    if token is None and type_name in services(request).site.api.public_types:
+        return None
+    return require(request, "read", type_name)
+
+
+def may_see_unpublished(key: ApiKey | None) -> bool:
+    """Drafts, scheduled and trashed documents: for keys that write, delete or administer."""
+    return key is not None and (key.can("write") or key.can("delete") or key.can("admin"))

@@ -1,0 +1,151 @@
+"""Documents and terms as the API shows them. The full JSON of a document is cached by its ETag and
+status, so a list answers by joining ready bytes instead of building dicts on every request."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+from cms.config import Site
+from cms.content.index import Index, Term
+from cms.content.markdown import render_markdown
+from cms.content.model import Document, url_path
+from cms.content.query import field_getter
+
+from .http import dumps
+
+_CACHE_SIZE = 20_000
+
+
+class DocumentSerializer:
+    """Document -> API dict / JSON bytes for one site."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.base = site.site.base_url.rstrip("/")
+        self._cache: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def url(self, doc: Document) -> str:
+        return self.base + url_path(doc.type, doc.slug, doc.lang, self.site.site.language)
+
+    def as_dict(self, doc: Document, now: datetime) -> dict[str, Any]:
+        meta = doc.meta
+        return {
+            "id": doc.id,
+            "hash": doc.hash,
+            "type": doc.type,
+            "slug": doc.slug,
+            "title": doc.title,
+            "status": doc.status_at(now).value,
+            "excerpt": doc.excerpt,
+            "content": doc.body,
+            "category": doc.categories[0] if doc.categories else None,
+            "categories": list(doc.categories),
+            "tags": list(doc.tags),
+            "author": doc.author,
+            "authors": list(doc.authors),
+            "featured_image": doc.featured_image,
+            "seo_title": meta.get("seo_title") or meta.get("meta_title"),
+            "seo_description": meta.get("seo_description") or meta.get("meta_description"),
+            "published_at": doc.published_at,
+            "created_at": doc.created_at,
+            "updated_at": doc.updated_at,
+            "expires_at": doc.expires_at,
+            "url": self.url(doc),
+            "lang": doc.lang or self.site.site.language,
+            "aliases": list(doc.aliases),
+            "reading_time": doc.reading_minutes,
+            "words": doc.words,
+            "data": doc.data,
+        }
+
+    def full(self, doc: Document, now: datetime) -> bytes:
+        """The cached JSON bytes of the default representation."""
+        status = doc.status_at(now).value
+        key = (doc.id, doc.etag, status)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+        body = dumps(self.as_dict(doc, now))
+        with self._lock:
+            self._cache[key] = body
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return body
+
+    def shaped(
+        self,
+        doc: Document,
+        now: datetime,
+        *,
+        include: tuple[str, ...] = (),
+        exclude: tuple[str, ...] = (),
+        html: bool = False,
+        snippet: str | None = None,
+    ) -> dict[str, Any]:
+        """A representation with field selection, rendered HTML or a search snippet."""
+        data = self.as_dict(doc, now)
+        if html or "html" in include:
+            data["html"] = render_markdown(
+                doc.body, raw_html=self.site.render.raw_html, highlight=self.site.render.highlight
+            )
+        if snippet is not None:
+            data["snippet"] = snippet
+        if include:
+            picked: dict[str, Any] = {"id": data["id"]}
+            for name in include:
+                if name in data:
+                    picked[name] = data[name]
+                elif name.startswith("data."):
+                    picked[name] = field_getter(name)(doc, now)
+                elif name in doc.meta:
+                    picked[name] = doc.meta[name]
+            data = picked
+        for name in exclude:
+            if name.startswith("data.") and isinstance(data.get("data"), dict):
+                data["data"] = {k: v for k, v in data["data"].items() if k != name[5:]}
+            data.pop(name, None)
+        return data
+
+    def needs_shaping(self, include: tuple[str, ...], exclude: tuple[str, ...], html: bool) -> bool:
+        return bool(include or exclude or html)
+
+
+def term_dict(
+    index: Index, term: Term, counts: dict[str, int], *, children: list[str] | None = None, base_url: str = ""
+) -> dict[str, Any]:
+    path = f"/{term.taxonomy}/{term.slug}/"
+    out: dict[str, Any] = {
+        "slug": term.slug,
+        "name": term.name,
+        "description": term.description,
+        "taxonomy": term.taxonomy,
+        "parent": term.parent,
+        "post_count": counts.get(term.slug, 0),
+        "url": base_url.rstrip("/") + path,
+    }
+    if children is not None:
+        out["children"] = children
+    return out
+
+
+def author_dict(term: Term, counts: dict[str, int], *, with_email: bool, base_url: str = "") -> dict[str, Any]:
+    meta = term.meta
+    out: dict[str, Any] = {
+        "slug": term.slug,
+        "name": term.name,
+        "role": meta.get("role"),
+        "website": meta.get("website"),
+        "avatar": meta.get("avatar"),
+        "bio": term.body.strip(),
+        "post_count": counts.get(term.slug, 0),
+        "url": base_url.rstrip("/") + f"/authors/{term.slug}/",
+    }
+    if with_email:
+        out["email"] = meta.get("email")
+    return out

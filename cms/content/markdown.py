@@ -1,0 +1,164 @@
+"""Markdown -> HTML: markdown-it-py (CommonMark + GFM tables, strikethrough, footnotes, task lists,
+heading anchors), Pygments for fenced code, and a raw-HTML policy like Hugo's.
+
+`raw_html`: "sanitize" (default) passes the rendered HTML through nh3 (ammonia) with an allowlist,
+"escape" renders raw HTML as text, "trust" keeps it as written (for sites whose only authors have
+commit access). markdown-it's own link validation (no javascript:/vbscript:/file:) stays on.
+Rendering is the costly step of a build, so it sits behind this one function and highlighted
+code blocks are cached by content.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+from typing import Any
+
+import nh3
+from markdown_it import MarkdownIt
+from mdit_py_plugins.anchors import anchors_plugin
+from mdit_py_plugins.footnote import footnote_plugin
+from mdit_py_plugins.tasklists import tasklists_plugin
+from pygments import highlight as _pygments_highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
+
+RAW_HTML_POLICIES = ("sanitize", "escape", "trust")
+
+_TAGS = {
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "caption",
+    "cite",
+    "code",
+    "col",
+    "colgroup",
+    "dd",
+    "del",
+    "details",
+    "dfn",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "figcaption",
+    "figure",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "img",
+    "input",
+    "ins",
+    "kbd",
+    "li",
+    "mark",
+    "ol",
+    "p",
+    "picture",
+    "pre",
+    "q",
+    "s",
+    "samp",
+    "section",
+    "small",
+    "source",
+    "span",
+    "strong",
+    "sub",
+    "summary",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "time",
+    "tr",
+    "u",
+    "ul",
+    "var",
+    "video",
+    "audio",
+    "track",
+}
+_ATTRIBUTES = {
+    "*": {"class", "id", "title", "lang", "dir"},
+    "a": {"href", "hreflang"},
+    "abbr": {"title"},
+    "img": {"src", "alt", "width", "height", "loading", "decoding", "srcset", "sizes"},
+    "source": {"src", "srcset", "type", "media", "sizes"},
+    "input": {"type", "checked", "disabled"},
+    "td": {"colspan", "rowspan", "style"},
+    "th": {"colspan", "rowspan", "scope", "style"},
+    "ol": {"start", "reversed"},
+    "time": {"datetime"},
+    "video": {"src", "controls", "poster", "width", "height"},
+    "audio": {"src", "controls"},
+    "track": {"src", "kind", "srclang", "label"},
+    "details": {"open"},
+}
+_FORMATTER = HtmlFormatter(nowrap=True)  # markdown-it wraps it in <pre><code class="language-x">
+
+
+@functools.lru_cache(maxsize=4096)
+def highlight_code(code: str, lang: str) -> str | None:
+    """Pygments HTML for a code block, None for an unknown language (cached: builds repeat blocks)."""
+    try:
+        lexer = get_lexer_by_name(lang, stripall=False)
+    except ClassNotFound:
+        return None
+    return _pygments_highlight(code, lexer, _FORMATTER)
+
+
+def _highlight(code: str, lang: str, _attrs: str) -> str:
+    if not lang:
+        return ""
+    return highlight_code(code, lang.split()[0].lower()) or ""
+
+
+@functools.lru_cache(maxsize=8)
+def _parser(raw_html: str, highlight: bool) -> MarkdownIt:
+    options: dict[str, Any] = {"html": raw_html != "escape", "linkify": False, "typographer": False}
+    if highlight:
+        options["highlight"] = _highlight
+    md = MarkdownIt("commonmark", options).enable(["table", "strikethrough"])
+    md.use(footnote_plugin).use(tasklists_plugin).use(anchors_plugin, min_level=2, max_level=4, permalink=False)
+    return md
+
+
+def render_markdown(text: str, *, raw_html: str = "sanitize", highlight: bool = True) -> str:
+    """HTML for a Markdown body under the site's raw-HTML policy."""
+    if raw_html not in RAW_HTML_POLICIES:
+        raise ValueError(f"raw_html must be one of {RAW_HTML_POLICIES}")
+    rendered = _parser(raw_html, highlight).render(text)
+    if raw_html == "trust":
+        return rendered
+    return sanitize(rendered)
+
+
+def sanitize(fragment: str) -> str:
+    """Keep only an allowlist of tags, attributes and URL schemes (no scripts, handlers, javascript:)."""
+    return nh3.clean(
+        fragment,
+        tags=_TAGS,
+        attributes=_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto", "tel"},
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+        filter_style_properties={"text-align"},  # table alignment; nothing else of CSS gets through
+    )
+
+
+def plain_text(fragment: str) -> str:
+    """Text of an HTML fragment, for feeds and meta descriptions."""
+    return html.unescape(nh3.clean(fragment, tags=set(), strip_comments=True))

@@ -1,0 +1,98 @@
+"""`cms serve`: one process that loads the index, keeps it live with the watcher, and runs uvicorn.
+
+For several workers (`--workers N`) uvicorn needs an importable factory: `app_from_env` builds the
+app for the site named by the CMS_SITE environment variable, each worker with its own index and
+watcher; keys and (later) rate limits live in the shared SQLite state, so workers agree.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from cms.api.app import create_app
+from cms.config import Site
+from cms.content.index import Index
+from cms.content.store import Store
+from cms.events.bus import Bus
+
+log = logging.getLogger("cms.serve")
+
+
+def configure_logging(level: str = "info") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("cms")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+def build_app(site: Site, *, watch: bool = True) -> tuple[Starlette, Any]:
+    """The app and its watcher (None when watching is off), both for one site."""
+    index = Index.load(site)
+    bus = Bus()
+    removed = Store(site, index, bus).recover()
+    if removed:
+        log.info("removed %d temp file(s) left by an interrupted write", removed)
+    app = create_app(site, index=index, bus=bus, log_requests=True)
+    watcher = None
+    if watch:
+        from cms.watch import Watcher
+
+        watcher = Watcher(site, index, bus, url=app.state.services.store.url)
+    if index.problems:
+        log.warning("%d content file(s) have problems; run `cms check` to list them", len(index.problems))
+    return app, watcher
+
+
+def app_from_env() -> Starlette:
+    """uvicorn factory for multi-worker runs: the site comes from CMS_SITE."""
+    site = Site.load(os.environ["CMS_SITE"])
+    app, watcher = build_app(site, watch=os.environ.get("CMS_WATCH", "1") == "1")
+    if watcher is not None:
+        watcher.start()
+    return app
+
+
+def serve(
+    site: Site,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    watch: bool = True,
+    workers: int = 1,
+    log_level: str = "info",
+    limit_concurrency: int = 256,
+) -> None:
+    """Run the server until Ctrl-C."""
+    configure_logging(log_level)
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": False,
+        "server_header": False,
+        "timeout_keep_alive": 5,
+        "limit_concurrency": limit_concurrency,
+    }
+    if workers > 1:
+        os.environ["CMS_SITE"] = str(site.root)
+        os.environ["CMS_WATCH"] = "1" if watch else "0"
+        uvicorn.run("cms.serve:app_from_env", factory=True, workers=workers, **common)
+        return
+    app, watcher = build_app(site, watch=watch)
+    index = app.state.services.index
+    log.info("serving %s: %d documents; API at http://%s:%d/api/v1", site.site.title, len(index), host, port)
+    if watcher is not None:
+        watcher.start()
+    try:
+        uvicorn.Server(uvicorn.Config(app, **common)).run()
+    finally:
+        if watcher is not None:
+            watcher.stop()

@@ -1,0 +1,86 @@
+"""Local state that is not content: `.cms/state.db` (SQLite, WAL), shared by every process of a site.
+
+Keys and (later) the webhook outbox need durability, so the connection runs with
+`synchronous=FULL`; several uvicorn workers share the file, so writers wait (`busy_timeout`)
+instead of failing. The folder and database are created with owner-only permissions.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS api_keys (
+        id TEXT PRIMARY KEY,            -- public key id, part of the token
+        name TEXT NOT NULL,
+        digest BLOB NOT NULL,           -- keyed blake2b of the secret part; never the secret
+        secret_digest BLOB,             -- optional second factor (X-API-Secret)
+        last4 TEXT NOT NULL,
+        scopes TEXT NOT NULL,           -- space-separated
+        types TEXT,                     -- space-separated content types, NULL = all
+        created_at TEXT NOT NULL,
+        last_used_at TEXT,
+        expires_at TEXT,
+        enabled INTEGER NOT NULL DEFAULT 1
+    )""",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)",
+)
+
+
+class State:
+    """The site's state database; one connection per process, serialized by a lock."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = folder / "state.db"
+        fresh = not self.path.exists()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
+        if fresh:
+            os.chmod(self.path, 0o600)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._lock = threading.RLock()
+        with self.transaction() as db:
+            for statement in SCHEMA:
+                db.execute(statement)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE, so concurrent writers queue instead of deadlocking)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            cursor = self._db.execute(sql, params)
+            cursor.row_factory = sqlite3.Row
+            return cursor.fetchall()
+
+    def secret(self, name: str, size: int = 32) -> bytes:
+        """A random per-site secret (e.g. the key-hashing pepper), created on first use."""
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (name,))
+        if rows:
+            return bytes(rows[0]["value"])
+        value = secrets.token_bytes(size)
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (name, value))
+        return bytes(self.query("SELECT value FROM meta WHERE key = ?", (name,))[0]["value"])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

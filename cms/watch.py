@@ -1,0 +1,229 @@
+"""The watcher: keeps the live index in step with edits made by hand, in an editor or by git.
+
+The files are the truth, so an edit must not wait for a restart: a daemon thread runs watchfiles
+over content/ with a short debounce (a saved file is in the index in tens of milliseconds, where
+watchfiles' default would wait 1.6 s) and hands each batch of paths to `apply`, the pure step:
+paths -> `Index.refresh` -> document events. Re-reading a path is always safe, which is what
+makes the rest simple: a rename is a delete plus an add refreshed together, a `git checkout` of
+a hundred files converges because every later write brings a later batch, and the store's own
+writes come back with an unchanged etag and so publish nothing twice. Editor debris (swap, lock
+and backup files), hidden and `_` folders and the store's temp files are filtered out first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from watchfiles import Change as FileChange
+from watchfiles import DefaultFilter, watch
+
+from cms.config import Site
+from cms.content.index import Change, Index
+from cms.content.model import Document
+from cms.content.parse import locate
+from cms.content.write import TEMP_PREFIX, document_lock
+from cms.events.bus import Bus, document_events
+
+log = logging.getLogger("cms.watch")
+
+STEP_MS = 10  # how often watchfiles looks at its queue: a batch is yielded after one quiet step
+TIMEOUT_MS = 100  # an empty batch this often: start() learns the watch is live, the loop stays awake
+IGNORED_NAMES = (
+    "^" + re.escape(TEMP_PREFIX),  # the store's own atomic-write temp files
+    r"\.sw.$",  # vim swap files (.swp, .swx, ...)
+    r"^4913$",  # vim's probe that the folder is writable
+    r"~$",  # vim and emacs backups
+    r"^\.#",  # emacs lock files
+    r"^#.*#$",  # emacs auto-save files
+    r"^\.DS_Store$",  # macOS Finder
+    r"___jb_(tmp|old)___$",  # JetBrains safe write
+    r"^\.",  # anything else hidden
+)
+
+
+class ContentFilter(DefaultFilter):
+    """watchfiles filter: only paths under content/ that the index reads, and folders holding them."""
+
+    def __init__(self, site: Site, index: Index) -> None:
+        # ignore_dirs=(): DefaultFilter matches it against every part of the absolute path,
+        # so a site kept under e.g. ~/.venv/ would go blind; folders are judged relative to content/.
+        super().__init__(ignore_dirs=(), ignore_entity_patterns=IGNORED_NAMES)
+        self.root = Path(os.path.abspath(site.content_dir))
+        self.reserved = site.reserved_folders
+        self.index = index
+
+    def __call__(self, change: FileChange, path: str) -> bool:
+        if change is FileChange.modified and os.path.isdir(path):
+            return False  # a folder's own mtime or mode: nothing the index reads changed
+        return self.relevant(path) is not None
+
+    def relevant(self, path: str | Path) -> str | None:
+        """The path relative to content/ if the index cares about it (`""` for content/ itself)."""
+        rel = self.candidate(path)
+        if not rel or locate(rel, self.reserved) is not None:
+            return rel
+        if rel.rpartition("/")[2].startswith("_"):
+            return None
+        return rel if (self.root / rel).is_dir() or self.known_under(rel) else None
+
+    def candidate(self, path: str | Path) -> str | None:
+        """The path relative to content/, or None: outside it, an ignored name, in a hidden or `_` folder."""
+        full = Path(os.path.abspath(path))
+        if full == self.root:
+            return ""
+        if not full.is_relative_to(self.root) or not super().__call__(FileChange.modified, str(full)):
+            return None
+        rel = full.relative_to(self.root).as_posix()
+        if any(p.startswith((".", "_")) for p in rel.split("/")[:-1]):
+            return None  # Index.load skips these folders too
+        return rel
+
+    def known_under(self, rel: str) -> list[str]:
+        """Paths the index holds (documents, terms, schemas, problems) inside the folder `rel`."""
+        prefix = rel + "/" if rel else ""
+        index = self.index
+        known = [*index.by_path, *index.term_files, *index.type_paths.values(), *index.problems]
+        return [k for k in known if k.startswith(prefix)]
+
+
+class Watcher:
+    """Watches content/ in a daemon thread and applies each batch of changed paths to the index."""
+
+    def __init__(
+        self,
+        site: Site,
+        index: Index,
+        bus: Bus | None = None,
+        *,
+        url: Callable[[Document], str] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        debounce_ms: int = 50,
+    ) -> None:
+        self.site = site
+        self.index = index
+        self.bus = bus or Bus()
+        self.url = url
+        self.clock = clock
+        self.debounce_ms = debounce_ms
+        self.filter = ContentFilter(site, index)
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start watching; returns once the watch is live, so no edit after it can be missed."""
+        if self.running:
+            return
+        if not self.site.content_dir.is_dir():
+            raise FileNotFoundError(f"cannot watch {self.site.content_dir}: no such folder")
+        self._stop.clear()
+        self._ready.clear()
+        self._thread = threading.Thread(target=self._run, name="cms-watch", daemon=True)
+        self._thread.start()
+        self._ready.wait(timeout=5.0)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the thread to finish (watchfiles checks every step) and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def apply(self, paths: Iterable[str | Path]) -> list[Change]:
+        """Refresh the index for these paths (folders: everything in them) and publish the changes."""
+        rels: set[str] = set()
+        for path in paths:
+            rel = self.filter.relevant(path)
+            if rel is None:
+                continue
+            if rel and locate(rel, self.filter.reserved) is not None:
+                rels.add(rel)
+                continue
+            pass
+            if (self.filter.root / rel).is_dir():  # a new or moved-in folder: its files had no events
+                rels.update(self._walk(self.filter.root / rel))
+        if not rels:
+            return []
+        self._settle(rels)
+        changes = _join_moves(self.index.refresh(rels))
+        now = self.clock()
+        events = []
+        for c in changes:
+            events += document_events(c.old, c.new, now, source="watch", fields=c.fields, url=self.url)
+        self.bus.publish(events)
+        return changes
+
+    def _settle(self, rels: Iterable[str]) -> None:
+        """Wait out store writes in progress: the store writes and refreshes the index under this lock,
+        so afterwards its version is in the index, the etags match and nothing is published twice."""
+        try:
+            for rel in sorted(rels):
+                with document_lock(self.site.state_dir / "locks", rel):
+                    pass  # one lock at a time, never two: no lock-order deadlock with Store.rename
+        except OSError as exc:  # a read-only state folder: no store writes to wait for
+            log.debug("cannot take document locks: %s", exc)
+
+    def _walk(self, folder: Path) -> list[str]:
+        found = []
+        for base, dirs, names in os.walk(folder):
+            dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
+            for name in names:
+                rel = self.filter.candidate(os.path.join(base, name))
+                if rel and locate(rel, self.filter.reserved) is not None:
+                    found.append(rel)
+        return found
+
+    def _run(self) -> None:
+        restarted = False
+        while not self._stop.is_set():
+            try:
+                if restarted:  # events were lost while the watch was down: re-read everything
+                    self._apply_logged([self.filter.root])
+                for batch in watch(
+                    self.filter.root,
+                    watch_filter=self.filter,
+                    debounce=self.debounce_ms,
+                    step=STEP_MS,
+                    stop_event=self._stop,
+                    rust_timeout=TIMEOUT_MS,
+                    yield_on_timeout=True,
+                    raise_interrupt=False,
+                ):
+                    self._ready.set()
+                    if batch:
+                        self._apply_logged(Path(path) for _, path in batch)
+            except Exception:  # noqa: BLE001 - the watcher must outlive a vanished folder or a notify error
+                log.exception("watching %s failed; restarting in 1 s", self.filter.root)
+                self._ready.set()
+                restarted = True
+                self._stop.wait(1.0)
+
+    def _apply_logged(self, paths: Iterable[Path]) -> None:
+        try:
+            self.apply(paths)
+        except Exception:  # noqa: BLE001 - one bad batch must not end the watch
+            log.exception("applying changed files failed; watching on")
+
+
+def _join_moves(changes: list[Change]) -> list[Change]:
+    """A move seen as "deleted" + "created" of one id is one "updated" change."""
+    gone = {c.old.id: c.old for c in changes if c.kind == "deleted" and c.old is not None}
+    moved = {c.new.id for c in changes if c.kind == "created" and c.new is not None} & gone.keys()
+    joined = []
+    for change in changes:
+        if change.doc.id in moved:
+            if change.kind == "deleted":
+                continue
+            if change.kind == "created":
+                change = Change("updated", gone[change.doc.id], change.new)
+        joined.append(change)
+    return joined
