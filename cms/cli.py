@@ -253,3 +253,46 @@ def keys_revoke(key_id: str, site_path: str | None) -> None:
     """Delete a key for good."""
     _keys(site_path).revoke(key_id)
     click.echo(f"revoked {key_id}")
+
+
+@keys.command("show")
+@click.argument("key_id")
+@site_option
+@handle_errors
+def keys_show(key_id: str, site_path: str | None) -> None:
+    """Show one key's settings (never its secret)."""
+    for name, value in _keys(site_path).get(key_id).as_dict().items():
+        click.echo(f"{name + ':':<14}{value if value is not None else '-'}")
+
+
+@keys.command("disable")
+@click.argument("key_id")
+@site_option
+@handle_errors
+def keys_disable(key_id: str, site_path: str | None) -> None:
+    """Disable a key (requests with it get 401 KEY_DISABLED) until enabled again."""
+    _keys(site_path).set_enabled(key_id, False)
+    click.echo(f"disabled {key_id}")
+
+
+@keys.command("enable")
+@click.argument("key_id")
+@site_option
+@handle_errors
+def keys_enable(key_id: str, site_path: str | None) -> None:
+    """Enable a disabled key."""
+    _keys(site_path).set_enabled(key_id, True)
+    click.echo(f"enabled {key_id}")
+
+
+@keys.command("rotate")
+@click.argument("key_id")
+@site_option
+@handle_errors
+def keys_rotate(key_id: str, site_path: str | None) -> None:
+    """Issue a new token for a key; the old token stops working at once."""
+    issued = _keys(site_path).rotate(key_id)
+    click.echo(f"key:    {issued.token}")
+    if issued.secret:
+        click.echo(f"secret: {issued.secret}")
+    click.echo("Store the key now: it is shown only once.", err=True)

@@ -8,9 +8,11 @@ Nothing else in the package reads cms.toml or the environment.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import re
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -209,7 +211,7 @@ def _section(cls: type, name: str, raw: Any) -> Any:
             )
         default = fields[key].default
         if default is dataclasses.MISSING:
-            default = fields[key].default_factory()  # type: ignore[misc]
+            default = fields[key].default_factory()  # type: ignore[operator]
         expected = type(default)
         ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
         if expected is list and ok:
@@ -222,18 +224,58 @@ def _section(cls: type, name: str, raw: Any) -> Any:
     return cls(**values)
 
 
+_TAXONOMY_NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+
+
 def _check(site: Site) -> None:
+    tz = site.site.timezone
     try:
-        ZoneInfo(site.site.timezone)
+        ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"site.timezone {site.site.timezone!r} is not an IANA timezone", key="site.timezone") from exc
-    if site.render.raw_html not in ("sanitize", "trust", "escape"):
-        raise ConfigError("render.raw_html must be sanitize, trust or escape", key="render.raw_html")
-    if not 1 <= site.defaults.per_page <= site.defaults.max_per_page:
-        raise ConfigError("defaults.per_page must be between 1 and max_per_page", key="defaults.per_page")
+        raise ConfigError(f"site.timezone {tz!r} is not an IANA timezone", key="site.timezone", value=tz) from exc
+    raw = site.render.raw_html
+    if raw not in ("sanitize", "trust", "escape"):
+        raise ConfigError(
+            f"render.raw_html must be sanitize, trust or escape, got {raw!r}", key="render.raw_html", value=raw
+        )
+    for section in SECTIONS:  # a negative body limit or page size is never meant
+        for key, value in dataclasses.asdict(getattr(site, section)).items():
+            if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+                raise ConfigError(
+                    f"{section}.{key} must be a positive integer, got {value!r}", key=f"{section}.{key}", value=value
+                )
+    per_page, most = site.defaults.per_page, site.defaults.max_per_page
+    if not 1 <= per_page <= most:
+        raise ConfigError(
+            f"defaults.per_page must be between 1 and max_per_page ({most}), got {per_page!r}",
+            key="defaults.per_page",
+            value=per_page,
+        )
+    folders: dict[str, PurePosixPath] = {}
     for name, path in dataclasses.asdict(site.paths).items():
-        if Path(path).is_absolute() or ".." in Path(path).parts:
-            raise ConfigError(f"paths.{name} must be a folder inside the site root", key=f"paths.{name}")
+        pure = PurePosixPath(path.replace("\\", "/"))
+        if pure.is_absolute() or Path(path).is_absolute() or ".." in pure.parts or not pure.parts:
+            raise ConfigError(
+                f"paths.{name} must be a folder inside the site root, got {path!r}", key=f"paths.{name}", value=path
+            )
+        folders[name] = pure
+    # One folder inside another (output = "content", state inside content...) would let the build
+    # overwrite content or make the index read its own state: each needs its own place.
+    for a, b in itertools.combinations(folders, 2):
+        if folders[a].is_relative_to(folders[b]) or folders[b].is_relative_to(folders[a]):
+            raise ConfigError(
+                f"paths.{a} ({str(folders[a])!r}) and paths.{b} ({str(folders[b])!r}) must not overlap",
+                key=f"paths.{b}",
+                value=str(folders[b]),
+            )
+    for tname in site.taxonomies:  # a taxonomy name is a folder of content/
+        if not _TAXONOMY_NAME_RE.fullmatch(tname):
+            raise ConfigError(
+                f"taxonomy name {tname!r} must be 1-64 lower-case letters, digits, '_' or '-', starting with a letter",
+                key=f"taxonomies.{tname}",
+                value=tname,
+            )
     clash = set(site.taxonomies) & {"posts", "pages", *RESERVED_FOLDERS}
     if clash:
-        raise ConfigError(f"taxonomy name {sorted(clash)[0]!r} is reserved", key="taxonomies")
+        name = sorted(clash)[0]
+        raise ConfigError(f"taxonomy name {name!r} is reserved", key=f"taxonomies.{name}", value=name)

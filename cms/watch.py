@@ -1,13 +1,11 @@
 """The watcher: keeps the live index in step with edits made by hand, in an editor or by git.
 
-The files are the truth, so an edit must not wait for a restart: a daemon thread runs watchfiles
-over content/ with a short debounce (a saved file is in the index in tens of milliseconds, where
-watchfiles' default would wait 1.6 s) and hands each batch of paths to `apply`, the pure step:
-paths -> `Index.refresh` -> document events. Re-reading a path is always safe, which is what
-makes the rest simple: a rename is a delete plus an add refreshed together, a `git checkout` of
-a hundred files converges because every later write brings a later batch, and the store's own
-writes come back with an unchanged etag and so publish nothing twice. Editor debris (swap, lock
-and backup files), hidden and `_` folders and the store's temp files are filtered out first.
+The files are the truth, so a saved file must reach the index in milliseconds, not at a restart
+(watchfiles' default debounce alone is 1.6 s). A daemon thread hands each batch of paths to
+`apply`, the pure step: paths -> `Index.refresh` -> document events. Re-reading a path is always
+safe, which keeps the rest simple: a rename is a delete and an add refreshed together, a `git
+checkout` converges because every later write brings a later batch, and the store's own writes
+come back with an unchanged etag, so nothing is published twice.
 """
 
 from __future__ import annotations
@@ -34,16 +32,11 @@ log = logging.getLogger("cms.watch")
 
 STEP_MS = 10  # how often watchfiles looks at its queue: a batch is yielded after one quiet step
 TIMEOUT_MS = 100  # an empty batch this often: start() learns the watch is live, the loop stays awake
-IGNORED_NAMES = (
-    "^" + re.escape(TEMP_PREFIX),  # the store's own atomic-write temp files
-    r"\.sw.$",  # vim swap files (.swp, .swx, ...)
-    r"^4913$",  # vim's probe that the folder is writable
-    r"~$",  # vim and emacs backups
-    r"^\.#",  # emacs lock files
-    r"^#.*#$",  # emacs auto-save files
-    r"^\.DS_Store$",  # macOS Finder
-    r"___jb_(tmp|old)___$",  # JetBrains safe write
-    r"^\.",  # anything else hidden
+IGNORED_NAMES = (  # locate() refuses most of these too; naming them here keeps them out of every batch
+    f"^{re.escape(TEMP_PREFIX)}",  # the store's own atomic-write temp files
+    r"\.sw.$|^4913$|~$",  # vim: swap files (.swp, .swx), its writability probe, backups
+    r"^\.#|^#.*#$",  # emacs: lock and auto-save files
+    r"^\.DS_Store$|___jb_(tmp|old)___$|^\.",  # macOS Finder, JetBrains safe write, anything else hidden
 )
 
 
@@ -51,8 +44,7 @@ class ContentFilter(DefaultFilter):
     """watchfiles filter: only paths under content/ that the index reads, and folders holding them."""
 
     def __init__(self, site: Site, index: Index) -> None:
-        # ignore_dirs=(): DefaultFilter matches it against every part of the absolute path,
-        # so a site kept under e.g. ~/.venv/ would go blind; folders are judged relative to content/.
+        # ignore_dirs=(): DefaultFilter tests every part of the absolute path (a site under ~/.venv/ would go blind)
         super().__init__(ignore_dirs=(), ignore_entity_patterns=IGNORED_NAMES)
         self.root = Path(os.path.abspath(site.content_dir))
         self.reserved = site.reserved_folders
@@ -86,10 +78,8 @@ class ContentFilter(DefaultFilter):
 
     def known_under(self, rel: str) -> list[str]:
         """Paths the index holds (documents, terms, schemas, problems) inside the folder `rel`."""
-        prefix = rel + "/" if rel else ""
-        index = self.index
-        known = [*index.by_path, *index.term_files, *index.type_paths.values(), *index.problems]
-        return [k for k in known if k.startswith(prefix)]
+        prefix, ix = (rel + "/" if rel else ""), self.index
+        return [k for k in (*ix.by_path, *ix.term_files, *ix.type_paths.values(), *ix.problems) if k.startswith(prefix)]
 
 
 class Watcher:
@@ -148,7 +138,7 @@ class Watcher:
             if rel and locate(rel, self.filter.reserved) is not None:
                 rels.add(rel)
                 continue
-            pass
+            rels.update(self.filter.known_under(rel))  # a folder deleted, moved away or replaced
             if (self.filter.root / rel).is_dir():  # a new or moved-in folder: its files had no events
                 rels.update(self._walk(self.filter.root / rel))
         if not rels:
@@ -163,8 +153,7 @@ class Watcher:
         return changes
 
     def _settle(self, rels: Iterable[str]) -> None:
-        """Wait out store writes in progress: the store writes and refreshes the index under this lock,
-        so afterwards its version is in the index, the etags match and nothing is published twice."""
+        """Wait out store writes in progress: the store writes and refreshes the index under these locks."""
         try:
             for rel in sorted(rels):
                 with document_lock(self.site.state_dir / "locks", rel):
@@ -187,7 +176,7 @@ class Watcher:
         while not self._stop.is_set():
             try:
                 if restarted:  # events were lost while the watch was down: re-read everything
-                    self._apply_logged([self.filter.root])
+                    self.apply([self.filter.root])
                 for batch in watch(
                     self.filter.root,
                     watch_filter=self.filter,
@@ -199,31 +188,23 @@ class Watcher:
                     raise_interrupt=False,
                 ):
                     self._ready.set()
-                    if batch:
-                        self._apply_logged(Path(path) for _, path in batch)
+                    try:
+                        self.apply(Path(path) for _, path in batch)
+                    except Exception:  # noqa: BLE001 - one bad batch must not end the watch
+                        log.exception("applying changed files failed; watching on")
             except Exception:  # noqa: BLE001 - the watcher must outlive a vanished folder or a notify error
                 log.exception("watching %s failed; restarting in 1 s", self.filter.root)
                 self._ready.set()
                 restarted = True
                 self._stop.wait(1.0)
 
-    def _apply_logged(self, paths: Iterable[Path]) -> None:
-        try:
-            self.apply(paths)
-        except Exception:  # noqa: BLE001 - one bad batch must not end the watch
-            log.exception("applying changed files failed; watching on")
-
 
 def _join_moves(changes: list[Change]) -> list[Change]:
     """A move seen as "deleted" + "created" of one id is one "updated" change."""
-    gone = {c.old.id: c.old for c in changes if c.kind == "deleted" and c.old is not None}
-    moved = {c.new.id for c in changes if c.kind == "created" and c.new is not None} & gone.keys()
-    joined = []
-    for change in changes:
-        if change.doc.id in moved:
-            if change.kind == "deleted":
-                continue
-            if change.kind == "created":
-                change = Change("updated", gone[change.doc.id], change.new)
-        joined.append(change)
-    return joined
+    gone = {c.doc.id: c.doc for c in changes if c.kind == "deleted"}
+    moved = {c.doc.id for c in changes if c.kind == "created"} & gone.keys()
+    return [
+        Change("updated", gone[c.doc.id], c.new) if c.kind == "created" and c.doc.id in moved else c
+        for c in changes
+        if not (c.kind == "deleted" and c.doc.id in moved)
+    ]

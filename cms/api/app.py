@@ -17,15 +17,17 @@ import orjson
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cms.audit import AuditEntry, AuditLog, action_of
 from cms.auth import Keys
 from cms.config import Site
 from cms.content.index import Index
 from cms.content.store import Store
 from cms.errors import PayloadTooLarge
 from cms.events.bus import Bus
+from cms.ratelimit import RateLimiter
 from cms.state import State
 
-from . import documents, keys, system, terms, types
+from . import audit, documents, keys, system, terms, types
 from .errors import HANDLERS
 from .http import Services
 from .serialize import DocumentSerializer
@@ -108,11 +110,19 @@ async def _send_error(send: Send, status: int, code: str, message: str) -> None:
 
 
 class Headers:
-    """Security headers on every response, and the access log line."""
+    """Security and rate-limit headers on every response, the access log line, the audit entry of writes."""
 
-    def __init__(self, app: ASGIApp, log_requests: bool) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        log_requests: bool,
+        audit: AuditLog | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.app = app
         self.log_requests = log_requests
+        self.audit = audit
+        self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -125,12 +135,14 @@ class Headers:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS, *_rate_headers(scope)]
             await send(message)
 
         try:
             await self.app(scope, receive, wrapped)
         finally:
+            if self.audit is not None and scope["method"] in WRITE_METHODS and scope["path"].startswith("/api/"):
+                self._audit(scope, status)
             if self.log_requests:
                 key = scope.get("api_key")
                 client = scope.get("client") or ("-", 0)
@@ -144,6 +156,75 @@ class Headers:
                     (time.perf_counter() - started) * 1000,
                     key.id if key else "-",
                 )
+
+    def _audit(self, scope: Scope, status: int) -> None:
+        assert self.audit is not None
+        key = scope.get("api_key")
+        client = scope.get("client") or ("-", 0)
+        self.audit.append(
+            AuditEntry(
+                time=self.clock().astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+                action=action_of(scope["method"], scope["path"]),
+                target=scope["path"],
+                result=status,
+                key_id=key.id if key else None,
+                key_name=key.name if key else None,
+                client=client[0],
+                method=scope["method"],
+            )
+        )
+
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _rate_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    verdict = scope.get("rate_limit")
+    if verdict is None:
+        return []
+    return [
+        (b"x-ratelimit-limit", str(verdict.limit).encode()),
+        (b"x-ratelimit-remaining", str(verdict.remaining).encode()),
+        (b"x-ratelimit-reset", str(verdict.reset_at).encode()),
+    ]
+
+
+class BodyToken:
+    """Seed-compatible `api_token` in a JSON body (only when the site enables it): lifted out of the
+    body into the scope before the handler sees it. Runs inside BodyLimit, so the body is capped."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers", ())) if scope["type"] == "http" else {}
+        if not headers.get(b"content-type", b"").startswith(b"application/json"):
+            await self.app(scope, receive, send)
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("api_token"), str):
+            scope["body_token"] = data.pop("api_token")
+            body = orjson.dumps(data)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 def create_app(
@@ -160,8 +241,18 @@ def create_app(
     state = state or State(site.state_dir)
     bus = bus or Bus()
     store = Store(site, index, bus, clock)
-    svc = Services(site=site, index=index, store=store, state=state, keys=Keys(state, clock), bus=bus, clock=clock)
-    routes = [*system.routes(), *documents.routes(), *types.routes(), *terms.routes(), *keys.routes()]
+    svc = Services(
+        site=site,
+        index=index,
+        store=store,
+        state=state,
+        keys=Keys(state, clock),
+        bus=bus,
+        clock=clock,
+        limiter=RateLimiter(site.state_dir),
+        audit=AuditLog(site.state_dir),
+    )
+    routes = [*system.routes(), *documents.routes(), *types.routes(), *terms.routes(), *keys.routes(), *audit.routes()]
     app = Starlette(routes=routes, exception_handlers=HANDLERS)  # type: ignore[arg-type]
     app.state.services = svc
     app.state.serializer = DocumentSerializer(site)
@@ -171,8 +262,31 @@ def create_app(
     def limit_for(scope: Scope) -> int:
         return json_limit
 
+    # add_middleware wraps: the last added runs first. Order on the way in: CORS, headers/log/audit,
+    # body limit, body token (so the token lifter only ever sees a capped body).
+    if site.api.allow_query_token:
+        app.add_middleware(BodyToken)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, limit_for=limit_for, max_query_bytes=site.api.max_query_bytes)  # type: ignore[arg-type]
-    app.add_middleware(Headers, log_requests=log_requests)  # type: ignore[arg-type]
+    app.add_middleware(Headers, log_requests=log_requests, audit=svc.audit, clock=clock)  # type: ignore[arg-type]
+    if site.api.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,  # type: ignore[arg-type]
+            allow_origins=list(site.api.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "X-API-Secret", "Content-Type", "If-Match", "If-None-Match"],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "Link",
+                "X-Total-Count",
+                "Retry-After",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+            ],
+        )
     return app
 
 

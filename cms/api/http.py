@@ -16,13 +16,15 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cms.audit import AuditLog
 from cms.auth import ApiKey, Keys
 from cms.config import Site
 from cms.content.index import Index
 from cms.content.query import parse_brackets
 from cms.content.store import Store
-from cms.errors import BadRequest, PreconditionRequired, Unauthorized, UnsupportedMediaType
+from cms.errors import BadRequest, PreconditionRequired, RateLimited, Unauthorized, UnsupportedMediaType
 from cms.events.bus import Bus
+from cms.ratelimit import RateLimiter
 from cms.state import State
 
 
@@ -37,6 +39,8 @@ class Services:
     keys: Keys
     bus: Bus
     clock: Callable[[], datetime]
+    limiter: RateLimiter
+    audit: AuditLog
 
 
 def services(request: Request) -> Services:
@@ -155,7 +159,11 @@ def if_match(request: Request, *, required: bool) -> str | None:
 
 
 def credentials(request: Request) -> tuple[str | None, str | None]:
-    """(token, secret) from X-API-Key or Authorization: Bearer, and X-API-Secret."""
+    """(token, secret) from X-API-Key or Authorization: Bearer, and X-API-Secret.
+
+    `api_token` in the query string or JSON body counts only where the site enables it (it ends up
+    in logs and browser history, so it is off by default).
+    """
     token = request.headers.get("x-api-key")
     auth = request.headers.get("authorization")
     if token is None and auth:
@@ -163,17 +171,39 @@ def credentials(request: Request) -> tuple[str | None, str | None]:
         if scheme.lower() == "bearer" and value.strip():
             token = value.strip()
     if token is None and services(request).site.api.allow_query_token:
-        token = request.query_params.get("api_token")
+        token = request.query_params.get("api_token") or request.scope.get("body_token")
     return token, request.headers.get("x-api-secret")
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "-"
+
+
 def api_key(request: Request) -> ApiKey | None:
-    """The calling key, None when no credentials were sent; Unauthorized for bad ones. Cached per request."""
+    """The calling key, None when no credentials were sent; Unauthorized for bad ones. Cached per request.
+
+    Each authenticated request counts against its key's limits; each failed one against the
+    client address, which is refused with 429 once it has failed too often this minute.
+    """
     if "api_key" in request.scope:
         return request.scope["api_key"]  # type: ignore[no-any-return]
+    svc = services(request)
     token, secret = credentials(request)
-    key = services(request).keys.verify(token, secret) if token else None
+    if not token:
+        request.scope["api_key"] = None
+        return None
+    address = client_address(request)
+    svc.limiter.check_address(address, svc.site.api.failed_auth_per_minute)
+    try:
+        key = svc.keys.verify(token, secret)
+    except Unauthorized:
+        svc.limiter.fail(address)
+        raise
+    verdict = svc.limiter.hit(f"key:{key.id}", svc.site.api.rate_limit_per_minute, svc.site.api.rate_limit_per_day)
+    request.scope["rate_limit"] = verdict
     request.scope["api_key"] = key
+    if not verdict.allowed:
+        raise RateLimited("rate limit exceeded for this API key", retry_after=verdict.retry_after, limit=verdict.limit)
     return key
 
 
@@ -181,6 +211,10 @@ def require(request: Request, scope: str, type_name: str | None = None) -> ApiKe
     """The calling key if it holds `scope`; 401 without a key, 403 without the scope."""
     key = api_key(request)
     if key is None:
+        svc = services(request)
+        address = client_address(request)
+        svc.limiter.check_address(address, svc.site.api.failed_auth_per_minute)
+        svc.limiter.fail(address)
         raise Unauthorized("send an API key in X-API-Key or Authorization: Bearer")
     key.require(scope, type_name)
     return key
@@ -189,7 +223,14 @@ def require(request: Request, scope: str, type_name: str | None = None) -> ApiKe
 def public_read(request: Request, type_name: str) -> ApiKey | None:
     """Read access: a key with `read`, or nobody when the site lets anyone read this type."""
     token, _ = credentials(request)
-    if token is None and type_name in services(request).site.api.public_types:
+    svc = services(request)
+    if token is None and type_name in svc.site.api.public_types:
+        verdict = svc.limiter.hit(
+            f"anon:{client_address(request)}", svc.site.api.rate_limit_per_minute, svc.site.api.rate_limit_per_day
+        )
+        request.scope["rate_limit"] = verdict
+        if not verdict.allowed:
+            raise RateLimited("rate limit exceeded for this address", retry_after=verdict.retry_after)
         return None
     return require(request, "read", type_name)
 

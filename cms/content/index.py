@@ -293,7 +293,9 @@ class Index:
 
     def _touch(self, type_name: str | None) -> None:
         self.generation += 1
-        self._ordered = {k: v for k, v in self._ordered.items() if k[0] not in (type_name, None)}
+        # Term memberships span every type, so any change drops them with the all-types orderings.
+        stale = (type_name, None, "__terms__")
+        self._ordered = {k: v for k, v in self._ordered.items() if k[0] not in stale}
 
     def refresh(self, rels: Iterable[str]) -> list[Change]:
         """Re-read these paths (relative to content/) and apply what changed on disk."""

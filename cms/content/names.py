@@ -14,22 +14,30 @@ import threading
 import time
 import unicodedata
 
-from slugify import slugify as _slugify
-
 from cms.errors import BadRequest
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ULID_RE = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
-_SLUG_RE = re.compile(r"[^\W_](?:[\w-]*[^\W_])?", re.UNICODE)
 _TYPE_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+# Windows device names; it also reserves COM¹ COM² COM³ LPT¹ LPT² LPT³ (superscript digits).
 _RESERVED_STEMS = frozenset(
-    {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+    {"con", "prn", "aux", "nul", *(f"{p}{i}" for p in ("com", "lpt") for i in [*range(10), "¹", "²", "³"])}
 )
 MAX_SLUG_BYTES = 200
 
 _last_ms = 0
 _last_rand = 0
 _lock = threading.Lock()
+
+
+def _reset_after_fork() -> None:
+    # A forked worker inherits _last_ms/_last_rand: without a reset, parent and child would both
+    # continue with _last_rand + 1 in the same millisecond and make the same id.
+    global _last_ms, _last_rand, _lock
+    _last_ms, _last_rand, _lock = 0, 0, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _encode(n: int, length: int) -> str:
@@ -68,16 +76,45 @@ def id_time_ms(doc_id: str) -> int:
     return n
 
 
+def _is_variation(ch: str) -> bool:
+    return "\ufe00" <= ch <= "\ufe0f" or "\U000e0100" <= ch <= "\U000e01ef"
+
+
 def slugify(text: str, max_bytes: int = 80) -> str:
-    """A slug from a title: unicode-aware (é and 中 stay), lower case, `-` between words."""
-    text = unicodedata.normalize("NFC", str(text))
-    slug = _slugify(text, allow_unicode=True, lowercase=True)
-    slug = unicodedata.normalize("NFC", slug).replace("_", "-").strip("-")
+    """A slug from a title: unicode-aware (é, 中 and हिन्दी stay), lower case, `-` between words."""
+    # NFKC folds look-alikes (ﬁ -> fi, full-width letters); lower() after it, as python-slugify did.
+    text = unicodedata.normalize("NFKC", str(text)).lower()
+    out: list[str] = []
+    gap = False
+    for ch in text:
+        cat = unicodedata.category(ch)
+        # Marks (accents, Indic vowel signs, Arabic harakat) belong to the letter before them: a
+        # `[\W_]+` split, python-slugify's, turned "हिन्दी" into "ह-न-द".
+        if cat[0] in "LN" or (cat[0] == "M" and out and not gap and not _is_variation(ch)):
+            if gap and out:
+                out.append("-")
+            out.append(ch)
+            gap = False
+        else:
+            gap = True
+    slug = unicodedata.normalize("NFC", "".join(out))
     while len(slug.encode()) > max_bytes:
         slug = slug[:-1].rstrip("-")
+    while slug and unicodedata.category(slug[0])[0] == "M":  # a cut can leave a mark first
+        slug = slug[1:]
     if not slug or slug.split(".")[0] in _RESERVED_STEMS:
         slug = f"untitled-{slug}".rstrip("-") if slug else "untitled"
     return slug
+
+
+def _slug_shape_ok(slug: str) -> bool:
+    """Letters, digits, marks, `-` and `_`; starts with a letter or digit, ends with no `-`/`_`."""
+    first, last = unicodedata.category(slug[0])[0], slug[-1]
+    if first not in "LN" or last in "-_":
+        return False
+    return all(unicodedata.category(ch)[0] in "LNM" or ch in "-_" for ch in slug) and not any(
+        _is_variation(ch) for ch in slug
+    )
 
 
 def check_slug(slug: object, what: str = "slug") -> str:
@@ -94,7 +131,7 @@ def check_slug(slug: object, what: str = "slug") -> str:
         raise BadRequest(f"{what} must not contain path separators")
     if slug != slug.lower():
         raise BadRequest(f"{what} must be lower case")
-    if not _SLUG_RE.fullmatch(slug):
+    if not _slug_shape_ok(slug):
         raise BadRequest(f"{what} may hold only letters, digits and '-', and must not start or end with '-'")
     if slug in _RESERVED_STEMS:
         raise BadRequest(f"{what} {slug!r} is a reserved device name")

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 import random as _random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
+from itertools import chain
 from typing import Any
 
 from cms.content.index import Index
 from cms.content.model import Document, Status, to_datetime
+from cms.content.search import to_fts_query
 from cms.errors import BadRequest
 
 Predicate = Callable[[Document, datetime], bool]
@@ -185,8 +187,10 @@ def parse_brackets(pairs: list[tuple[str, str]]) -> dict[str, Any]:
         if not rest.endswith("]"):
             raise BadRequest(f"malformed parameter name {raw_key!r}")
         parts = [head, *rest[:-1].split("][")]
-        if len(parts) > MAX_FILTER_DEPTH * 2 + 2 or any(not p for p in parts[1:-1]):
+        if any(not p for p in parts[1:-1]):
             raise BadRequest(f"malformed parameter name {raw_key!r}")
+        if len(parts) > MAX_FILTER_DEPTH * 2 + 2:
+            raise BadRequest(f"parameter {raw_key!r} is nested too deeply (filters allow {MAX_FILTER_DEPTH} levels)")
         node: Any = out
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
@@ -308,6 +312,8 @@ def parse_query(
     search = _one(params, "search") or _one(params, "q")
     if search is not None and len(search) > 500:
         raise BadRequest("search is longer than 500 characters")
+    if search is not None and not to_fts_query(search):
+        search = None  # no words (blank or punctuation only): no search, like an empty box
     include, exclude = _fields(params)
     seed_raw = _one(params, "seed")
     try:
@@ -449,6 +455,7 @@ class _Operand:
 
     def __init__(self, raw: Any, tz: tzinfo) -> None:
         self.raw = raw
+        self.tz = tz
         self.text = raw if isinstance(raw, str) else ("true" if raw is True else "false" if raw is False else str(raw))
         self.folded = self.text.casefold()
         self.number: float | None = None
@@ -474,7 +481,10 @@ class _Operand:
         if isinstance(value, datetime):
             return self.moment
         if isinstance(value, date):
-            return self.moment.date() if self.moment else None
+            if self.moment is None:
+                return None
+            # A date-only operand is that calendar day; a moment is the day it is in the site's zone.
+            return date.fromisoformat(self.text) if len(self.text) == 10 else self.moment.astimezone(self.tz).date()
         if isinstance(value, str):
             return self.text
         return None
@@ -484,11 +494,19 @@ def _looks_like_date(text: str) -> bool:
     return len(text) >= 10 and text[4] == "-" and text[7] == "-" and text[:4].isdigit()
 
 
-def _normalize_value(value: Any) -> Any:
-    """Dates in frontmatter compare as aware datetimes (UTC)."""
+def _normalize_value(value: Any, tz: tzinfo = UTC) -> Any:
+    """Dates in frontmatter compare as aware datetimes; a naive one is in the site's zone."""
     if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
+        return value.replace(tzinfo=tz)
     return value
+
+
+def _number(text: str) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _compare(op: str, value: Any, operand: _Operand) -> bool:
@@ -500,7 +518,7 @@ def _compare(op: str, value: Any, operand: _Operand) -> bool:
                 _compare("$eqi" if op == "$notContains" else "$eq" if op == "$ne" else "$in", v, operand) for v in value
             )
         return False
-    value = _normalize_value(value)
+    value = _normalize_value(value, operand.tz)
     if op == "$in" or op == "$notIn":
         items = operand.raw if isinstance(operand.raw, list) else [operand.raw]
         hit = any(_compare("$eq", value, o) for o in items)  # type: ignore[arg-type]
@@ -520,6 +538,12 @@ def _compare(op: str, value: Any, operand: _Operand) -> bool:
     if op == "$eqi":
         return str(value).casefold() == operand.folded
     if op in ("$gt", "$gte", "$lt", "$lte"):
+        if isinstance(value, str) and operand.number is not None:
+            # A numeric bound compares numbers: "7" is below 10 (not above it as text), "n/a" is neither.
+            value = _number(value)
+            other = operand.number
+            if value is None:
+                return False
         try:
             if op == "$gt":
                 return bool(value > other)
@@ -553,9 +577,6 @@ def compile_filter(
         raise BadRequest("each filter must be a non-empty object")
     parts: list[Predicate] = []
     for key, sub in node.items():
-        count[0] += 1
-        if count[0] > MAX_FILTER_NODES:
-            raise BadRequest(f"filters have more than {MAX_FILTER_NODES} conditions")
         if key in ("$and", "$or"):
             items = sub if isinstance(sub, list) else list(sub.values()) if isinstance(sub, Mapping) else None
             if not items:
@@ -568,6 +589,9 @@ def compile_filter(
         elif key.startswith("$"):
             raise BadRequest(f"unknown filter operator {key!r}; logical operators: $and, $or, $not")
         else:
+            count[0] += 1  # field conditions count; logical nodes are bounded by the depth
+            if count[0] > MAX_FILTER_NODES:
+                raise BadRequest(f"filters have more than {MAX_FILTER_NODES} conditions")
             parts.append(_field_filter(key, sub, tz))
     return _all(parts)
 
@@ -658,7 +682,7 @@ def run(index: Index, query: Query, now: datetime | None = None, *, default_lang
     primary = sort[0] if sort else None
     if primary and len(sort) == 1 and primary[0] in _INDEXED_SORTS and candidates is None:
         source = index.ordered(query.type, primary[0])
-        ordered_iter = reversed(source) if primary[1] else iter(source)
+        ordered_iter = reversed(source) if primary[1] else _missing_last(source, primary[0])
         presorted = True
     else:
         pool = (
@@ -686,7 +710,7 @@ def run(index: Index, query: Query, now: datetime | None = None, *, default_lang
         _random.Random(query.seed).shuffle(matched)
     elif not presorted:
         if sort:
-            matched = _sorted(matched, sort, now)
+            matched = _sorted(matched, sort, now, index.site.tz)
         elif ranks is not None:
             matched.sort(key=lambda d: ranks[d.id])  # type: ignore[index]
     start = (query.page - 1) * query.per_page
@@ -696,6 +720,13 @@ def run(index: Index, query: Query, now: datetime | None = None, *, default_lang
 
 
 _INDEXED_SORTS = ("published_at", "updated_at", "created_at", "title", "slug", "id")
+
+
+def _missing_last(source: list[Document], key: str) -> Iterator[Document]:
+    """An ascending pre-sorted list with documents lacking the key (sorted first there) moved last."""
+    if key not in ("published_at", "updated_at", "created_at"):
+        return iter(source)
+    return chain((d for d in source if getattr(d, key) is not None), (d for d in source if getattr(d, key) is None))
 
 
 def _candidates(index: Index, query: Query) -> set[str] | None:
@@ -720,7 +751,7 @@ def _candidates(index: Index, query: Query) -> set[str] | None:
     return set.intersection(*sets)
 
 
-def _sort_value(value: Any) -> tuple[int, Any]:
+def _sort_value(value: Any, tz: tzinfo = UTC) -> tuple[int, Any]:
     """A total order over mixed values: missing last, then by type, then by value."""
     if value is None or value == "":
         return (9, 0)
@@ -729,7 +760,7 @@ def _sort_value(value: Any) -> tuple[int, Any]:
     if isinstance(value, int | float):
         return (2, value)
     if isinstance(value, datetime):
-        return (3, _normalize_value(value).timestamp())
+        return (3, _normalize_value(value, tz).timestamp())
     if isinstance(value, date):
         return (3, datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp())
     if isinstance(value, str):
@@ -737,12 +768,14 @@ def _sort_value(value: Any) -> tuple[int, Any]:
     return (5, str(value))
 
 
-def _sorted(docs: list[Document], sort: tuple[tuple[str, bool], ...], now: datetime) -> list[Document]:
+def _sorted(
+    docs: list[Document], sort: tuple[tuple[str, bool], ...], now: datetime, tz: tzinfo = UTC
+) -> list[Document]:
     out = sorted(docs, key=lambda d: d.id)
     for name, desc in reversed(sort):  # stable sorts, least significant key first
         get = field_getter(name)
-        present = [d for d in out if _sort_value(get(d, now))[0] != 9]
-        missing = [d for d in out if _sort_value(get(d, now))[0] == 9]
-        present.sort(key=lambda d: _sort_value(get(d, now)), reverse=desc)
+        present = [d for d in out if _sort_value(get(d, now), tz)[0] != 9]
+        missing = [d for d in out if _sort_value(get(d, now), tz)[0] == 9]
+        present.sort(key=lambda d: _sort_value(get(d, now), tz), reverse=desc)
         out = present + missing  # missing values last in both directions
     return out

@@ -1,0 +1,5 @@
+"""`python -m cms`."""
+
+from cms.cli import main
+
+main()

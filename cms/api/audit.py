@@ -1,0 +1,40 @@
+"""GET /api/v1/audit: the audit log, newest first (admin scope)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cms.content.query import _int
+
+from .http import json_response, only_params, query_params, require, services
+
+
+async def list_audit(request: Request) -> Response:
+    require(request, "admin")
+    params = query_params(request)
+    only_params(params, ("page", "per_page", "action", "key_id"))
+    page = _int(params, "page", 1, 1, 1_000_000)
+    per_page = _int(params, "per_page", 50, 1, 500)
+    action = params.get("action") if isinstance(params.get("action"), str) else None
+    key_id = params.get("key_id") if isinstance(params.get("key_id"), str) else None
+    entries, total = services(request).audit.read(page=page, per_page=per_page, action=action, key_id=key_id)
+    pages = max(1, -(-total // per_page))
+    return json_response(
+        {
+            "data": entries,
+            "pagination": {
+                "total": total,
+                "page": page,
+                "per_page": per_page,
+                "total_pages": pages,
+                "has_next": page < pages,
+                "has_prev": page > 1,
+            },
+        }
+    )
+
+
+def routes() -> list[Route]:
+    return [Route("/api/v1/audit", list_audit, methods=["GET"])]

@@ -1,0 +1,123 @@
+"""Rate limits shared by every worker process: fixed windows counted in `.cms/ratelimit.db`.
+
+Counters are a separate SQLite file with `synchronous=NORMAL` (the reliability plan allows it for
+counters only: losing the last second of counts in a power cut is harmless), so the keys database
+keeps its FULL durability and a counted request costs one small transaction. An `UPSERT ...
+RETURNING` makes each increment atomic across processes, so two workers sharing a 60/minute limit
+let exactly 60 requests through.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cms.errors import RateLimited
+
+MINUTE = 60
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the rate-limit headers of a response say."""
+
+    limit: int
+    remaining: int
+    reset_at: int  # Unix seconds when the minute window ends
+    retry_after: int  # seconds until a refused client may try again (0 when allowed)
+    allowed: bool
+
+
+class RateLimiter:
+    """Per-key and per-address counters over fixed minute and day windows."""
+
+    def __init__(self, folder: Path, clock: object = time.time) -> None:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._db = sqlite3.connect(folder / "ratelimit.db", check_same_thread=False, isolation_level=None, timeout=5)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS hits (bucket TEXT NOT NULL, window INTEGER NOT NULL, "
+            "count INTEGER NOT NULL, PRIMARY KEY (bucket, window)) WITHOUT ROWID"
+        )
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._last_sweep = 0.0
+
+    def _now(self) -> float:
+        return float(self._clock())  # type: ignore[operator]
+
+    def _increment(self, bucket: str, window: int, by: int = 1) -> int:
+        row = self._db.execute(
+            "INSERT INTO hits (bucket, window, count) VALUES (?, ?, ?) "
+            "ON CONFLICT (bucket, window) DO UPDATE SET count = count + excluded.count RETURNING count",
+            (bucket, window, by),
+        ).fetchone()
+        return int(row[0])
+
+    def _peek(self, bucket: str, window: int) -> int:
+        row = self._db.execute("SELECT count FROM hits WHERE bucket = ? AND window = ?", (bucket, window)).fetchone()
+        return int(row[0]) if row else 0
+
+    def hit(self, bucket: str, per_minute: int, per_day: int) -> Verdict:
+        """Count one request for `bucket` and say whether it is within both limits."""
+        now = self._now()
+        minute, day = int(now // MINUTE), int(now // DAY)
+        reset_at = (minute + 1) * MINUTE
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                used_minute = self._increment(f"{bucket}:m", minute)
+                used_day = self._increment(f"{bucket}:d", day) if per_day > 0 else 0
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._sweep(now)
+        over_minute = per_minute > 0 and used_minute > per_minute
+        over_day = per_day > 0 and used_day > per_day
+        retry = 0
+        if over_day:
+            retry = math.ceil((day + 1) * DAY - now)
+        elif over_minute:
+            retry = math.ceil(reset_at - now)
+        remaining = max(0, per_minute - used_minute) if per_minute > 0 else 0
+        return Verdict(per_minute, remaining, reset_at, max(retry, 0), not (over_minute or over_day))
+
+    def failures(self, address: str) -> int:
+        """Failed authentications from an address in the current minute."""
+        with self._lock:
+            return self._peek(f"fail:{address}:m", int(self._now() // MINUTE))
+
+    def fail(self, address: str) -> int:
+        """Count a failed authentication from an address; the new count this minute."""
+        minute = int(self._now() // MINUTE)
+        with self._lock:
+            return self._increment(f"fail:{address}:m", minute)
+
+    def check_address(self, address: str, max_failures: int) -> None:
+        """Raise RateLimited while an address has used up its failed-authentication allowance."""
+        if max_failures > 0 and self.failures(address) >= max_failures:
+            now = self._now()
+            retry = math.ceil((int(now // MINUTE) + 1) * MINUTE - now)
+            raise RateLimited("too many failed authentications from this address", retry_after=max(retry, 1))
+
+    def _sweep(self, now: float) -> None:
+        """Drop windows older than a day, at most once a minute (keeps the file small)."""
+        if now - self._last_sweep < MINUTE:
+            return
+        self._last_sweep = now
+        self._db.execute(
+            "DELETE FROM hits WHERE (bucket LIKE '%:m' AND window < ?) OR (bucket LIKE '%:d' AND window < ?)",
+            (int(now // MINUTE) - 1, int(now // DAY) - 1),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
