@@ -296,3 +296,75 @@ def keys_rotate(key_id: str, site_path: str | None) -> None:
     if issued.secret:
         click.echo(f"secret: {issued.secret}")
     click.echo("Store the key now: it is shown only once.", err=True)
+
+
+@main.command(name="build")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder (default: paths.output).")
+@click.option("--drafts", is_flag=True, help="Include drafts and scheduled documents, marked as such.")
+@click.option("--base-url", default=None, help="Override site.base_url (e.g. for a preview deploy).")
+@click.option("--clean", is_flag=True, help="Ignore the previous build: render and check every output.")
+@click.option("--quiet", is_flag=True, help="Print only errors and the summary line.")
+@site_option
+@handle_errors
+def build_command(
+    out: str | None, drafts: bool, base_url: str | None, clean: bool, quiet: bool, site_path: str | None
+) -> None:
+    """Render the static site, re-rendering only what changed since the last build."""
+    from cms.content.index import Index
+    from cms.render.build import build
+
+    site = _site(site_path)
+    index = Index.load(site, fill_search=False)
+    for rel, problem in sorted(index.problems.items()):
+        click.echo(f"{site.paths.content}/{rel}:{problem.line}: {problem.message}", err=True)
+    progress, finish = _progress(quiet)
+    try:
+        result = build(
+            site,
+            index,
+            out=Path(out) if out else None,
+            drafts=drafts,
+            base_url=base_url,
+            clean=clean,
+            progress=progress,
+        )
+    finally:
+        finish()
+    for error in result.errors:
+        click.echo(f"error: {error}", err=True)
+    click.echo(result.summary())
+    from cms.events.bus import Bus
+
+    Bus().publish(result.events)  # delivered by the webhooks outbox once configured
+    if result.errors or index.problems:
+        sys.exit(EXIT_PROBLEMS)
+
+
+def _progress(quiet: bool) -> tuple[Any, Callable[[], None]]:
+    """A rich progress bar on a terminal for long builds; nothing in CI or with --quiet."""
+    if quiet or not sys.stderr.isatty():
+        return None, lambda: None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    )
+    task = bar.add_task("rendering", total=None)
+    started = time.perf_counter()
+    state = {"shown": False}
+
+    def update(done: int, total: int) -> None:
+        if not state["shown"] and time.perf_counter() - started > 1.0:  # only builds that take a while
+            bar.start()
+            state["shown"] = True
+        bar.update(task, completed=done, total=total)
+
+    def finish() -> None:
+        if state["shown"]:
+            bar.stop()
+
+    return update, finish

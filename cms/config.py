@@ -79,6 +79,7 @@ class NetworkSection:
 class RenderSection:
     raw_html: str = _h("sanitize", "Raw HTML in Markdown: sanitize (default), trust, or escape.")
     highlight: bool = _h(True, "Highlight fenced code blocks with Pygments.")
+    engine: str = _h("markdown-it-pyrs", "Markdown engine: markdown-it-pyrs (compiled, fast) or markdown-it-py.")
 
 
 @dataclass(frozen=True)

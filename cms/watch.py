@@ -1,11 +1,10 @@
 """The watcher: keeps the live index in step with edits made by hand, in an editor or by git.
 
-The files are the truth, so a saved file must reach the index in milliseconds, not at a restart
-(watchfiles' default debounce alone is 1.6 s). A daemon thread hands each batch of paths to
-`apply`, the pure step: paths -> `Index.refresh` -> document events. Re-reading a path is always
-safe, which keeps the rest simple: a rename is a delete and an add refreshed together, a `git
-checkout` converges because every later write brings a later batch, and the store's own writes
-come back with an unchanged etag, so nothing is published twice.
+The files are the truth, so a saved file must reach the index in milliseconds (watchfiles' default
+debounce alone is 1.6 s). A daemon thread hands each batch of paths to `apply`, the pure step:
+paths -> `Index.refresh` -> document events. Re-reading a path is always safe, which keeps the rest
+simple: a rename is a delete and an add refreshed together, a `git checkout` converges because each
+later write brings a later batch, and the store's own writes come back with an unchanged etag.
 """
 
 from __future__ import annotations
@@ -30,8 +29,6 @@ from cms.events.bus import Bus, document_events
 
 log = logging.getLogger("cms.watch")
 
-STEP_MS = 10  # how often watchfiles looks at its queue: a batch is yielded after one quiet step
-TIMEOUT_MS = 100  # an empty batch this often: start() learns the watch is live, the loop stays awake
 IGNORED_NAMES = (  # locate() refuses most of these too; naming them here keeps them out of every batch
     f"^{re.escape(TEMP_PREFIX)}",  # the store's own atomic-write temp files
     r"\.sw.$|^4913$|~$",  # vim: swap files (.swp, .swx), its writability probe, backups
@@ -60,9 +57,8 @@ class ContentFilter(DefaultFilter):
         rel = self.candidate(path)
         if not rel or locate(rel, self.reserved) is not None:
             return rel
-        if rel.rpartition("/")[2].startswith("_"):
-            return None
-        return rel if (self.root / rel).is_dir() or self.known_under(rel) else None
+        private = rel.rpartition("/")[2].startswith("_")  # `_drafts/` and the like, as Index.load
+        return rel if not private and ((self.root / rel).is_dir() or self.known_under(rel)) else None
 
     def candidate(self, path: str | Path) -> str | None:
         """The path relative to content/, or None: outside it, an ignored name, in a hidden or `_` folder."""
@@ -80,6 +76,15 @@ class ContentFilter(DefaultFilter):
         """Paths the index holds (documents, terms, schemas, problems) inside the folder `rel`."""
         prefix, ix = (rel + "/" if rel else ""), self.index
         return [k for k in (*ix.by_path, *ix.term_files, *ix.type_paths.values(), *ix.problems) if k.startswith(prefix)]
+
+    def inside(self, rel: str) -> set[str]:
+        """What the index holds under a folder plus the files now in it (a new folder's files had no events)."""
+        found = set(self.known_under(rel))
+        for base, dirs, names in os.walk(self.root / rel):
+            dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
+            rels = (self.candidate(os.path.join(base, name)) for name in names)
+            found.update(r for r in rels if r and locate(r, self.reserved) is not None)
+        return found
 
 
 class Watcher:
@@ -133,16 +138,10 @@ class Watcher:
         rels: set[str] = set()
         for path in paths:
             rel = self.filter.relevant(path)
-            if rel is None:
-                continue
             if rel and locate(rel, self.filter.reserved) is not None:
                 rels.add(rel)
-                continue
-            rels.update(self.filter.known_under(rel))  # a folder deleted, moved away or replaced
-            if (self.filter.root / rel).is_dir():  # a new or moved-in folder: its files had no events
-                rels.update(self._walk(self.filter.root / rel))
-        if not rels:
-            return []
+            elif rel is not None:  # a folder (or content/ itself): new, moved in or out, deleted or replaced
+                rels.update(self.filter.inside(rel))
         self._settle(rels)
         changes = _join_moves(self.index.refresh(rels))
         now = self.clock()
@@ -161,16 +160,6 @@ class Watcher:
         except OSError as exc:  # a read-only state folder: no store writes to wait for
             log.debug("cannot take document locks: %s", exc)
 
-    def _walk(self, folder: Path) -> list[str]:
-        found = []
-        for base, dirs, names in os.walk(folder):
-            dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
-            for name in names:
-                rel = self.filter.candidate(os.path.join(base, name))
-                if rel and locate(rel, self.filter.reserved) is not None:
-                    found.append(rel)
-        return found
-
     def _run(self) -> None:
         restarted = False
         while not self._stop.is_set():
@@ -181,9 +170,9 @@ class Watcher:
                     self.filter.root,
                     watch_filter=self.filter,
                     debounce=self.debounce_ms,
-                    step=STEP_MS,
+                    step=10,  # a batch is yielded after one quiet step: ~20 ms after a save
                     stop_event=self._stop,
-                    rust_timeout=TIMEOUT_MS,
+                    rust_timeout=100,  # an empty batch every 100 ms tells start() the watch is live
                     yield_on_timeout=True,
                     raise_interrupt=False,
                 ):

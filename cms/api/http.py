@@ -99,6 +99,24 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if not node.isascii():
+                try:
+                    node.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
 async def read_json(request: Request, *, allow_array: bool = False) -> Any:
     """The request's JSON body as an object; 400/413/415 with a precise message otherwise."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -108,13 +126,19 @@ async def read_json(request: Request, *, allow_array: bool = False) -> Any:
     if not body.strip():
         raise BadRequest("the request body is empty; send a JSON object")
     try:
-        value = json.loads(body, parse_constant=_refuse_constant, object_pairs_hook=_no_duplicates)
-    except (ValueError, RecursionError) as exc:
-        if isinstance(exc, BadRequest):
-            raise
-        message = exc.msg if isinstance(exc, json.JSONDecodeError) else "JSON nesting is too deep"
-        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise BadRequest(f"malformed JSON: {message}{where}") from None
+        text = body.decode("utf-8")  # strict: json.loads(bytes) would let raw surrogate bytes through
+    except UnicodeDecodeError:
+        raise BadRequest("the request body is not valid UTF-8") from None
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise BadRequest("malformed JSON: nesting is too deep") from None
+    except ValueError:  # an integer longer than sys.get_int_max_str_digits()
+        raise BadRequest("malformed JSON: a number has too many digits") from None
+    if _has_lone_surrogate(value):  # "\ud800" parses, but no file, log or JSON answer can hold it
+        raise BadRequest("the JSON body holds a lone surrogate (\\ud800-\\udfff), which is not valid unicode")
     limit = services(request).site.api.max_json_depth
     if _depth(value, limit) > limit:
         raise BadRequest(f"JSON is nested deeper than {limit} levels")

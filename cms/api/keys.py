@@ -34,6 +34,7 @@ async def list_keys(request: Request) -> Response:
 async def create_key(request: Request) -> Response:
     svc = services(request)
     require(request, "admin")
+    only_params(query_params(request), ())
     body = await read_json(request)
     unknown = sorted(set(body) - {"name", "scopes", "expires_at", "with_secret", "types"})
     if unknown:
@@ -68,35 +69,41 @@ async def create_key(request: Request) -> Response:
 
 async def get_key(request: Request) -> Response:
     require(request, "admin")
+    only_params(query_params(request), ())
     return json_response({"data": services(request).keys.get(request.path_params["id"]).as_dict()})
 
 
 async def delete_key(request: Request) -> Response:
     require(request, "admin")
+    only_params(query_params(request), ())
     await run_in_threadpool(services(request).keys.revoke, request.path_params["id"])
     return Response(status_code=204)
 
 
 async def disable_key(request: Request) -> Response:
     require(request, "admin")
+    only_params(query_params(request), ())
     key = await run_in_threadpool(services(request).keys.set_enabled, request.path_params["id"], False)
     return json_response({"data": key.as_dict()})
 
 
 async def enable_key(request: Request) -> Response:
     require(request, "admin")
+    only_params(query_params(request), ())
     key = await run_in_threadpool(services(request).keys.set_enabled, request.path_params["id"], True)
     return json_response({"data": key.as_dict()})
 
 
 async def rotate_key(request: Request) -> Response:
     require(request, "admin")
+    only_params(query_params(request), ())
     issued = await run_in_threadpool(services(request).keys.rotate, request.path_params["id"])
     return json_response({"data": _issued(issued)})
 
 
 async def key_status(request: Request) -> Response:
     """The calling key's own status (seed 001's GET /api-key/status)."""
+    only_params(query_params(request), ())
     key = api_key(request)
     if key is None:
         raise Unauthorized("send an API key in X-API-Key or Authorization: Bearer")

@@ -11,9 +11,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cms.content.index import Index
-from cms.errors import NotFound
+from cms.errors import BadRequest, NotFound
 
-from .http import json_response, only_params, query_params, read_json, require, services
+from .http import flag, json_response, only_params, query_params, read_json, require, services
 from .serialize import author_dict, term_dict
 
 _COUNT_TTL_S = 1.0  # counts depend on time (scheduled posts go live): recompute at most once a second
@@ -60,19 +60,20 @@ async def list_terms(request: Request) -> Response:
     children = _children(svc.index, taxonomy)
     terms = svc.index.all_terms(taxonomy)
     order = params.get("order_by", "name")
-    if order not in ("name", "slug", "count"):
-        order = "name"
+    if order not in ("name", "slug", "count"):  # a typo must not quietly sort by name
+        raise BadRequest(f"order_by must be name, slug or count, got {order!r}")
+    hide_empty, nested = flag(params, "hide_empty"), flag(params, "nested")
     items = [
         term_dict(svc.index, t, counts, children=children.get(t.slug, []), base_url=svc.site.site.base_url)
         for t in terms.values()
     ]
-    if params.get("hide_empty") in ("1", "true"):
+    if hide_empty:
         items = [i for i in items if i["post_count"]]
     if order == "count":
         items.sort(key=lambda i: (-i["post_count"], i["slug"]))
     else:
         items.sort(key=lambda i: (str(i[order]).casefold(), i["slug"]))
-    if params.get("nested") in ("1", "true"):
+    if nested:
         by_slug = {i["slug"]: i for i in items}
         for item in items:
             item["children"] = [by_slug[c] for c in children.get(item["slug"], []) if c in by_slug]
@@ -100,6 +101,7 @@ async def create_term(request: Request) -> Response:
     svc = services(request)
     require(request, "write")
     taxonomy = _taxonomy(request)
+    only_params(query_params(request), ())
     body = await read_json(request)
     slug = body.get("slug")
     term = await run_in_threadpool(lambda: svc.store.save_term(taxonomy, slug, body, creating=True))
@@ -115,6 +117,7 @@ async def update_term(request: Request) -> Response:
     svc = services(request)
     require(request, "write")
     taxonomy = _taxonomy(request)
+    only_params(query_params(request), ())
     body = await read_json(request)
     slug = request.path_params["slug"]
     term = await run_in_threadpool(lambda: svc.store.save_term(taxonomy, slug, body, creating=False))
@@ -126,6 +129,7 @@ async def delete_term(request: Request) -> Response:
     svc = services(request)
     require(request, "delete")
     taxonomy = _taxonomy(request)
+    only_params(query_params(request), ())
     slug = request.path_params["slug"]
     await run_in_threadpool(lambda: svc.store.delete_term(taxonomy, slug))
     return Response(status_code=204)

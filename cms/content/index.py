@@ -235,7 +235,8 @@ class Index:
         )
         clash = self._clash(doc)
         if clash:
-            self.problems[rel] = ParseError(rel, _line_of_key(data.decode("utf-8", "replace"), "id"), clash)
+            key = "id" if clash.startswith("duplicate id") else "slug"
+            self.problems[rel] = ParseError(rel, _line_of_key(data.decode("utf-8", "replace"), key), clash)
             return None
         self.problems.pop(rel, None)
         ctype = self.types.get(doc.type)
@@ -301,8 +302,11 @@ class Index:
         """Re-read these paths (relative to content/) and apply what changed on disk."""
         changes: list[Change] = []
         reserved = self.site.reserved_folders
+        # Paths that exist first: a moved file then replaces its old entry (one "updated", same id)
+        # before its old path is seen gone, whichever name sorts first.
+        ordered = sorted(set(rels), key=lambda r: (not os.path.lexists(self.root / r), r))
         with self._lock:
-            for rel in sorted(set(rels)):
+            for rel in ordered:
                 loc = locate(rel, reserved)
                 if loc is None:
                     continue
@@ -338,6 +342,8 @@ class Index:
         )
         if not exists:
             self.problems.pop(rel, None)
+            if (self.root / rel).is_symlink() and (self.root / rel).exists():
+                self.problems[rel] = ParseError(rel, 1, "symbolic link points outside content/; ignored")
             if old is None:
                 return None
             self._remove(old.id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import html
+import re
 from typing import Any
 
 import nh3
@@ -25,6 +26,17 @@ from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
 RAW_HTML_POLICIES = ("sanitize", "escape", "trust")
+ENGINES = ("markdown-it-pyrs", "markdown-it-py")
+
+try:  # the compiled port of markdown-it: about 10x faster, the same CommonMark + GFM features
+    from markdown_it_pyrs import MarkdownIt as _FastMarkdownIt
+except ImportError:  # pragma: no cover - the package is a dependency; this keeps a broken wheel usable
+    _FastMarkdownIt = None
+
+_FAST_CODE = re.compile(r'<pre><code class="language-([\w+#.-]+)">(.*?)</code></pre>', re.DOTALL)
+_FAST_ANCHOR = re.compile(
+    r'<(h[1-6])><a aria-hidden="true" class="anchor" id="([^"]*)" href="#[^"]*">.*?</a>', re.DOTALL
+)
 
 _TAGS = {
     "a",
@@ -136,11 +148,42 @@ def _parser(raw_html: str, highlight: bool) -> MarkdownIt:
     return md
 
 
-def render_markdown(text: str, *, raw_html: str = "sanitize", highlight: bool = True) -> str:
-    """HTML for a Markdown body under the site's raw-HTML policy."""
+@functools.lru_cache(maxsize=1)
+def _fast_parser() -> Any:
+    return _FastMarkdownIt("commonmark").enable_many(
+        ["table", "strikethrough", "footnote", "tasklist", "heading_anchors"]
+    )
+
+
+def _fast_render(text: str, highlight: bool) -> str:
+    rendered: str = _fast_parser().render(text)
+    rendered = _FAST_ANCHOR.sub(r'<\1 id="\2">', rendered)  # plain ids, like the Python engine's anchors
+    if highlight:
+
+        def code(match: re.Match[str]) -> str:
+            lang = match.group(1)
+            out = highlight_code(html.unescape(match.group(2)), lang.lower())
+            return f'<pre><code class="language-{lang}">{out}</code></pre>' if out is not None else match.group(0)
+
+        rendered = _FAST_CODE.sub(code, rendered)
+    return rendered
+
+
+def render_markdown(
+    text: str, *, raw_html: str = "sanitize", highlight: bool = True, engine: str = "markdown-it-pyrs"
+) -> str:
+    """HTML for a Markdown body under the site's raw-HTML policy.
+
+    Both engines give the same HTML for the features used here; the compiled one is the default
+    because Markdown rendering is most of a build's time. "escape" needs the Python engine's
+    `html=False` switch.
+    """
     if raw_html not in RAW_HTML_POLICIES:
         raise ValueError(f"raw_html must be one of {RAW_HTML_POLICIES}")
-    rendered = _parser(raw_html, highlight).render(text)
+    if engine == "markdown-it-pyrs" and _FastMarkdownIt is not None and raw_html != "escape":
+        rendered = _fast_render(text, highlight)
+    else:
+        rendered = _parser(raw_html, highlight).render(text)
     if raw_html == "trust":
         return rendered
     return sanitize(rendered)

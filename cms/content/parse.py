@@ -93,6 +93,8 @@ def load_yaml(fm: str, path: str, first_line: int = 2) -> dict[str, Any]:
         value = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark and (mark is None or mark.line >= fm.count("\n")):
+            mark = exc.context_mark  # "unexpected end of stream" points at the fence: name where it began
         line = first_line + (mark.line if mark else 0)
         raise ParseError(path, line, f"invalid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:

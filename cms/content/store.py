@@ -8,6 +8,7 @@ a PATCH lands on top of it, and a client that sent `If-Match` for an older versi
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -197,6 +198,8 @@ class Store:
         if given_id not in (None, doc.id):
             raise Invalid({"id": ["is read-only"]})
         new_slug = values.pop("slug", None)
+        if new_slug not in (None, "", doc.slug):
+            self._check_new_slug(doc, new_slug)  # before any write: a refused slug changes nothing
         body = values.pop("content", None)
         if body is not None and not isinstance(body, str):
             raise Invalid({"content": ["must be a string"]})
@@ -221,30 +224,40 @@ class Store:
             changes = self._frontmatter_changes(ctype, values, meta, creating=False)
             if replace:
                 keep = {"id", *changes, frontmatter_key("created_at", meta)}
+                if "status" not in values:  # a PUT that does not name a status must not publish a draft
+                    keep |= {"status", "draft"}
                 changes.update({k: DELETE for k in meta if k not in keep})
+            changes = {k: v for k, v in changes.items() if not _unchanged(meta, k, v)}
             if not doc.id_in_file and "id" not in meta:
                 changes["id"] = doc.id  # freeze the derived id before the path can change
-            if changes or body is not None:
+            if changes or (body is not None and _normal_body(body) != parse_document(current, rel).body):
                 changes[frontmatter_key("updated_at", meta)] = self._now_text()
+            else:
+                body = None  # nothing to write: no new `updated`, no event
             merged = {k: v for k, v in {**meta, **changes}.items() if v is not DELETE}
             self._validate(ctype, merged, exclude_id=doc.id)
             data = update_document(text, changes, body)
             self._check_size(data)
-            replace_checked(full, data, etag_of(current))
+            if data != current:
+                replace_checked(full, data, etag_of(current))
             result = self.index.refresh([rel])
         if new_slug not in (None, "", doc.slug):
             return self.rename(self.index.get(doc.id), str(new_slug), source=source, _pending=result)
         self._emit(result, source)
         return self.index.get(doc.id)
 
-    def rename(
-        self, doc: Document, new_slug: str, *, source: str = "api", _pending: list[Change] | None = None
-    ) -> Document:
-        """Change a slug: rename the file (never over another one) and keep the old URL in `aliases`."""
+    def _check_new_slug(self, doc: Document, new_slug: Any) -> str:
         slug = check_slug(new_slug)
         taken = {s for (t, s, lg) in self.index.by_slug if t == doc.type and lg == doc.lang}
         if slug.casefold() in taken and slug.casefold() != doc.slug.casefold():
             raise Conflict(f"slug {slug!r} is already used in {doc.type}", details={"slug": slug})
+        return slug
+
+    def rename(
+        self, doc: Document, new_slug: str, *, source: str = "api", _pending: list[Change] | None = None
+    ) -> Document:
+        """Change a slug: rename the file (never over another one) and keep the old URL in `aliases`."""
+        slug = self._check_new_slug(doc, new_slug)
         old_rel = doc.path
         new_rel, new_full = self._path(doc.type, slug, doc.lang)
         old_full = self.site.content_dir / old_rel
@@ -489,6 +502,8 @@ class Store:
         schema = self.site.content_dir / name / "_type.yaml"
         if schema.exists():
             os.unlink(schema)
+        with contextlib.suppress(OSError):  # an empty folder would still answer as a free-form type
+            schema.parent.rmdir()
         self.index.refresh([f"{name}/_type.yaml"])
 
     # -- taxonomy terms ----------------------------------------------------------------------
@@ -600,6 +615,18 @@ def _field_value(ctype: ContentType, name: str, value: Any, tz: Any, errors: dic
             return value
         return moment.astimezone(tz).date() if f.type == "date" else moment.astimezone(tz)
     return value
+
+
+def _unchanged(meta: Mapping[str, Any], key: str, value: Any) -> bool:
+    """Whether writing `value` under `key` would leave the frontmatter as it is."""
+    if value is DELETE:
+        return key not in meta
+    return key in meta and type(meta[key]) is type(value) and meta[key] == value
+
+
+def _normal_body(body: str) -> str:
+    body = body.replace("\r\n", "\n").replace("\r", "\n")
+    return body if body.endswith("\n") or not body else body + "\n"
 
 
 def _merge_rename(before: list[Change], after: list[Change]) -> list[Change]:

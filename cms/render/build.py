@@ -1,0 +1,636 @@
+"""`build(site, index, ...)`: one entry point for full and incremental static builds.
+
+Plan -> sign -> render what changed -> write -> remove what is gone -> report the change set.
+Every planned output carries a signature: a hash of everything its page shows (the documents'
+ETags, neighbours, terms, templates, settings). The manifest in `.cms/` keeps the signatures of
+the last build, so a rebuild renders only outputs whose signature changed: an edited post
+re-renders its page, the lists and feeds it appears on, the sitemap and the search index, and
+nothing else. Signatures come from data, never from clocks, so the same input gives
+byte-identical output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+
+from cms import __version__
+from cms.config import Site
+from cms.content.index import Index, Term
+from cms.content.markdown import render_markdown
+from cms.content.model import Document, Status, url_path
+from cms.content.write import atomic_write
+from cms.errors import CMSError
+from cms.events.bus import Event, document_events
+from cms.render.output import Output, digest
+from cms.render.theme import ThemeError, make_environment, render_template, static_files, template_digest
+
+MANIFEST_VERSION = 1
+RELATED = 3
+FEED_ITEMS = 20
+PARALLEL_THRESHOLD = 400  # below this many bodies to render, a process pool costs more than it saves
+
+
+@dataclass
+class Planned:
+    """One output file of the build."""
+
+    path: str  # site path: "/posts/x/" or "/feed.xml"
+    template: str | None  # None: `data` holds the bytes (static files)
+    signature: str
+    context: Callable[[], dict[str, Any]] = field(default=lambda: {})
+    data: Callable[[], bytes] | None = None
+    needs_html: tuple[str, ...] = ()  # ids of the documents whose rendered body this output shows
+
+
+@dataclass
+class BuildResult:
+    written: list[str]
+    unchanged: list[str]
+    removed: list[str]
+    errors: list[str]
+    seconds: float
+    changed_urls: list[str]
+    events: list[Event]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.written)} written, {len(self.unchanged)} unchanged, {len(self.removed)} removed"
+            f"{f', {len(self.errors)} error(s)' if self.errors else ''} in {self.seconds:.2f} s"
+        )
+
+
+def _h(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(str(part).encode())
+        h.update(b"\x1f")
+    return h.hexdigest()
+
+
+def _render_body(doc: Document, site: Site) -> Markup:
+    """The one place Markdown output becomes trusted markup: after the raw-HTML policy ran."""
+    return Markup(
+        render_markdown(
+            doc.body, raw_html=site.render.raw_html, highlight=site.render.highlight, engine=site.render.engine
+        )
+    )
+
+
+def _render_many(items: list[tuple[str, str]], raw_html: str, highlight: bool, engine: str) -> list[tuple[str, str]]:
+    return [
+        (doc_id, render_markdown(body, raw_html=raw_html, highlight=highlight, engine=engine)) for doc_id, body in items
+    ]
+
+
+class _Site:
+    """Everything the templates see about the site, computed once per build."""
+
+    def __init__(self, site: Site, index: Index, *, now: datetime, drafts: bool, base_url: str) -> None:
+        self.site = site
+        self.index = index
+        self.now = now
+        self.base_url = base_url.rstrip("/")
+        statuses = {Status.PUBLISHED} | ({Status.DRAFT, Status.SCHEDULED} if drafts else set())
+        self.docs = sorted(
+            (d for d in index.docs.values() if d.status_at(now) in statuses and d.lang in (None, site.site.language)),
+            key=lambda d: (-(d.published_at.timestamp() if d.published_at else 0), d.id),
+        )
+        self.by_type: dict[str, list[Document]] = {}
+        for doc in self.docs:
+            self.by_type.setdefault(doc.type, []).append(doc)
+        self.posts = self.by_type.get("posts", [])
+        self.pages = sorted(self.by_type.get("pages", []), key=lambda d: (d.meta.get("weight", 0), d.title.casefold()))
+        self.html: dict[str, Markup] = {}
+        self.per_page = site.defaults.per_page
+        self.menu = [{"title": p.title, "url": self.url_of(p)} for p in self.pages]
+        self.terms = {t: index.all_terms(t) for t in (*site.taxonomy_names, "authors")}
+        self.members: dict[str, dict[str, list[Document]]] = {}
+        live_ids = {d.id for d in self.docs}
+        for taxonomy in (*site.taxonomy_names, "authors"):
+            self.members[taxonomy] = {
+                slug: [d for d in docs if d.id in live_ids and d.type == "posts"]
+                for slug, docs in index.term_members(taxonomy).items()
+            }
+        for members in self.members.values():  # newest first, like every list
+            for docs in members.values():
+                docs.sort(key=lambda d: (-(d.published_at.timestamp() if d.published_at else 0), d.id))
+        self.globals_sig = _h(
+            __version__,
+            template_digest(site),
+            self.base_url,
+            drafts,
+            site.site,
+            site.defaults,
+            site.render,
+            site.taxonomies,
+            [(p.id, p.title, p.slug) for p in self.pages],
+        )
+        self._views: dict[str, dict[str, Any]] = {}
+
+    def url_of(self, doc: Document) -> str:
+        return url_path(doc.type, doc.slug, doc.lang, self.site.site.language)
+
+    def sig(self, doc: Document) -> str:
+        return f"{doc.id}:{doc.etag}:{doc.status_at(self.now).value}"
+
+    def term_view(self, taxonomy: str, slug: str) -> dict[str, Any]:
+        term = self.terms.get(taxonomy, {}).get(slug) or Term(taxonomy, slug, slug)
+        return {
+            "slug": slug,
+            "name": term.name,
+            "description": term.description,
+            "taxonomy": taxonomy,
+            "url": f"/{taxonomy}/{slug}/",
+            "parent": term.parent,
+            "count": len(self.members[taxonomy].get(slug, ())),
+        }
+
+    def view(self, doc: Document) -> dict[str, Any]:
+        """A document as templates see it (no HTML body: that is added for its own page)."""
+        cached = self._views.get(doc.id)
+        if cached is not None:
+            return cached
+        author = None
+        if doc.author:
+            term = self.terms["authors"].get(doc.author)
+            author = {
+                "slug": doc.author,
+                "name": term.name if term else doc.author,
+                "url": f"/authors/{doc.author}/",
+                "bio": term.body.strip() if term else "",
+                "role": term.meta.get("role") if term else None,
+            }
+        view = {
+            "id": doc.id,
+            "hash": doc.hash,
+            "type": doc.type,
+            "slug": doc.slug,
+            "title": doc.title,
+            "url": self.url_of(doc),
+            "permalink": self.base_url + self.url_of(doc),
+            "excerpt": doc.excerpt,
+            "date": doc.published_at,
+            "updated": doc.updated_at,
+            "status": doc.status_at(self.now).value,
+            "draft": doc.status_at(self.now) is not Status.PUBLISHED,
+            "reading_time": doc.reading_minutes,
+            "words": doc.words,
+            "tags": [self.term_view("tags", s) for s in self.index.doc_terms(doc, "tags")],
+            "categories": [self.term_view("categories", s) for s in self.index.doc_terms(doc, "categories")],
+            "author": author,
+            "image": doc.featured_image,
+            "seo_title": doc.meta.get("seo_title") or doc.title,
+            "seo_description": doc.meta.get("seo_description") or doc.excerpt,
+            "data": doc.data,
+            "aliases": list(doc.aliases),
+        }
+        self._views[doc.id] = view
+        return view
+
+    def related(self, doc: Document) -> list[Document]:
+        """Other posts sharing the most tags, newest first among equals."""
+        scores: dict[str, int] = {}
+        for slug in self.index.doc_terms(doc, "tags"):
+            for other in self.members["tags"].get(slug, ())[:200]:
+                if other.id != doc.id:
+                    scores[other.id] = scores.get(other.id, 0) + 1
+        best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[: RELATED * 4]
+        docs = [self.index.docs[i] for i, _ in best if i in self.index.docs]
+        docs.sort(key=lambda d: (-scores[d.id], -(d.published_at.timestamp() if d.published_at else 0), d.id))
+        return docs[:RELATED]
+
+
+def _paginate(base: str, items: list[Document], per_page: int) -> list[tuple[int, str, list[Document], int]]:
+    total_pages = max(1, -(-len(items) // per_page))
+    out = []
+    for number in range(1, total_pages + 1):
+        path = base if number == 1 else f"{base}page/{number}/"
+        out.append((number, path, items[(number - 1) * per_page : number * per_page], total_pages))
+    return out
+
+
+def _page_url(base: str, number: int) -> str:
+    return base if number == 1 else f"{base}page/{number}/"
+
+
+def plan(s: _Site) -> list[Planned]:
+    """Every output of the site, each with its signature and a lazy context."""
+    site, out = s.site, []
+    g = s.globals_sig
+    common = {
+        "site": {
+            "title": site.site.title,
+            "description": site.site.description,
+            "base_url": s.base_url,
+            "language": site.site.language,
+        },
+        "menu": s.menu,
+    }
+
+    def list_outputs(base: str, items: list[Document], title: str, template: str, extra: dict[str, Any]) -> None:
+        for number, path, page_items, total in _paginate(base, items, s.per_page):
+
+            def ctx(
+                page_items: list[Document] = page_items, number: int = number, total: int = total, path: str = path
+            ) -> dict[str, Any]:
+                return {
+                    **common,
+                    **extra,
+                    "title": title,
+                    "items": [s.view(d) for d in page_items],
+                    "canonical": s.base_url + path,
+                    "pagination": {
+                        "page": number,
+                        "total_pages": total,
+                        "prev_url": _page_url(base, number - 1) if number > 1 else None,
+                        "next_url": _page_url(base, number + 1) if number < total else None,
+                    },
+                }
+
+            sig = _h(g, template, path, title, number, total, extra.get("term"), [s.sig(d) for d in page_items])
+            out.append(Planned(path, template, sig, ctx))
+
+    list_outputs("/", s.posts, site.site.title, "index.html", {"is_home": True})
+
+    position = {d.id: i for i, d in enumerate(s.posts)}
+    for doc in s.docs:
+        ctype = s.index.types.get(doc.type)
+        if ctype is not None and not ctype.pages:
+            continue
+        siblings = s.by_type.get(doc.type, [])
+        i = position.get(doc.id, -1)
+        newer = siblings[i - 1] if i > 0 else None
+        older = siblings[i + 1] if 0 <= i < len(siblings) - 1 else None
+        related = s.related(doc) if doc.type == "posts" else []
+        template = {"posts": "single.html", "pages": "page.html"}.get(doc.type) or (
+            ctype.template if ctype and ctype.template else "entry.html"
+        )
+        terms = [s.term_view(t, slug) for t in ("tags", "categories") for slug in s.index.doc_terms(doc, t)]
+        author_term = s.terms["authors"].get(doc.author or "")
+        sig = _h(
+            g,
+            template,
+            s.sig(doc),
+            [s.sig(d) for d in (newer, older, *related) if d],
+            [(t["slug"], t["name"]) for t in terms],
+            author_term.etag if author_term else None,
+        )
+
+        def ctx(
+            doc: Document = doc,
+            newer: Document | None = newer,
+            older: Document | None = older,
+            related: list[Document] = related,
+        ) -> dict[str, Any]:
+            view = dict(s.view(doc))
+            view["html"] = s.html.get(doc.id) or _render_body(doc, site)
+            json_ld = {
+                "@context": "https://schema.org",
+                "@type": "Article" if doc.type == "posts" else "WebPage",
+                "headline": doc.title,
+                "url": view["permalink"],
+                "description": view["seo_description"],
+                "datePublished": doc.published_at.isoformat() if doc.published_at else None,
+                "dateModified": doc.updated_at.isoformat() if doc.updated_at else None,
+                "author": {"@type": "Person", "name": view["author"]["name"]} if view["author"] else None,
+            }
+            return {
+                **common,
+                "page": view,
+                "title": view["seo_title"],
+                "canonical": view["permalink"],
+                "newer": s.view(newer) if newer else None,
+                "older": s.view(older) if older else None,
+                "related": [s.view(r) for r in related],
+                "json_ld": json_ld,
+            }
+
+        out.append(Planned(s.url_of(doc), template, sig, ctx, needs_html=(doc.id,)))
+        for alias in doc.aliases:
+            if isinstance(alias, str) and alias.startswith("/") and alias != s.url_of(doc):
+                target = s.url_of(doc)
+                out.append(
+                    Planned(
+                        alias if alias.endswith((".html", "/")) else alias + "/",
+                        "alias.html",
+                        _h(g, "alias", alias, target),
+                        lambda target=target: {**common, "target": target, "canonical": s.base_url + target},
+                    )
+                )
+
+    for type_name, docs in sorted(s.by_type.items()):
+        ctype = s.index.types.get(type_name)
+        if type_name in ("posts", "pages") or (ctype is not None and not ctype.pages):
+            continue
+        label = ctype.label if ctype and ctype.label else type_name.title()
+        list_outputs(
+            f"/{type_name}/", sorted(docs, key=lambda d: d.title.casefold()), label, "list.html", {"kind": "type"}
+        )
+
+    for taxonomy in (*site.taxonomy_names, "authors"):
+        members = s.members[taxonomy]
+        terms = sorted((slug for slug, docs in members.items() if docs), key=str.casefold)
+        for slug in terms:
+            term = s.term_view(taxonomy, slug)
+            list_outputs(
+                f"/{taxonomy}/{slug}/", members[slug], term["name"], "list.html", {"kind": taxonomy, "term": term}
+            )
+            if taxonomy == "categories":
+                out += _feeds(s, f"/categories/{slug}/", members[slug], f"{site.site.title}: {term['name']}", common)
+        views = [s.term_view(taxonomy, slug) for slug in terms]
+        out.append(
+            Planned(
+                f"/{taxonomy}/",
+                "terms.html",
+                _h(g, "terms", taxonomy, [(v["slug"], v["name"], v["count"]) for v in views]),
+                lambda views=views, taxonomy=taxonomy: {
+                    **common,
+                    "terms": views,
+                    "taxonomy": taxonomy,
+                    "title": taxonomy.title(),
+                    "canonical": f"{s.base_url}/{taxonomy}/",
+                },
+            )
+        )
+
+    out += _feeds(s, "/", s.posts, site.site.title, common)
+    every = [d for d in s.docs if (s.index.types.get(d.type) is None or s.index.types[d.type].pages)]
+    all_sig = _h(g, [s.sig(d) for d in every])
+    out.append(
+        Planned(
+            "/sitemap.xml",
+            "sitemap.xml",
+            all_sig,
+            lambda: {
+                **common,
+                "urls": [
+                    {"loc": s.base_url + s.url_of(d), "lastmod": d.updated_at}
+                    for d in sorted(every, key=lambda d: s.url_of(d))
+                ],
+            },
+        )
+    )
+    out.append(Planned("/search.json", None, all_sig, data=lambda: _search_index(s, every)))
+    out.append(
+        Planned(
+            "/search/",
+            "search.html",
+            _h(g, "search"),
+            lambda: {**common, "title": "Search", "canonical": s.base_url + "/search/"},
+        )
+    )
+    out.append(
+        Planned(
+            "/404.html",
+            "404.html",
+            _h(g, "404"),
+            lambda: {**common, "title": "Not found", "canonical": s.base_url + "/404.html"},
+        )
+    )
+    out.append(
+        Planned(
+            "/robots.txt",
+            None,
+            _h(g, "robots"),
+            data=lambda: f"User-agent: *\nAllow: /\n\nSitemap: {s.base_url}/sitemap.xml\n".encode(),
+        )
+    )
+    redirects = sorted((a, s.url_of(d)) for d in s.docs for a in d.aliases if isinstance(a, str) and a.startswith("/"))
+    out.append(
+        Planned(
+            "/_redirects", None, _h(g, redirects), data=lambda: "".join(f"{a} {t} 301\n" for a, t in redirects).encode()
+        )
+    )
+    for rel, path in static_files(site).items():
+        content = path.read_bytes()
+        out.append(Planned("/" + rel, None, _h("static", digest(content)), data=lambda content=content: content))
+    return out
+
+
+def _feeds(s: _Site, base: str, items: list[Document], title: str, common: dict[str, Any]) -> list[Planned]:
+    newest = items[:FEED_ITEMS]
+    sig = _h(s.globals_sig, "feed", base, title, [s.sig(d) for d in newest])
+
+    def ctx() -> dict[str, Any]:
+        entries = []
+        for doc in newest:
+            view = dict(s.view(doc))
+            view["html"] = s.html.get(doc.id) or _render_body(doc, s.site)
+            entries.append(view)
+        updated = max(
+            (d.updated_at or d.published_at for d in newest if d.updated_at or d.published_at),
+            default=datetime(1970, 1, 1, tzinfo=UTC),
+        )  # the newest entry, never the build time
+        return {
+            **common,
+            "title": title,
+            "entries": entries,
+            "updated": updated,
+            "feed_url": s.base_url + base + "feed.xml",
+            "atom_url": s.base_url + base + "atom.xml",
+            "home_url": s.base_url + base,
+        }
+
+    ids = tuple(d.id for d in newest)
+    return [
+        Planned(base + "feed.xml", "rss.xml", sig, ctx, needs_html=ids),
+        Planned(base + "atom.xml", "atom.xml", sig, ctx, needs_html=ids),
+    ]
+
+
+def _search_index(s: _Site, docs: Iterable[Document]) -> bytes:
+    entries = [
+        {
+            "t": d.title,
+            "u": s.url_of(d),
+            "e": d.excerpt,
+            "d": d.published_at.date().isoformat() if d.published_at else None,
+            "k": list(d.tags) + list(d.categories),
+        }
+        for d in docs
+    ]
+    return json.dumps(entries, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+# -- the build -------------------------------------------------------------------------------
+
+
+def manifest_path(site: Site, out: Path) -> Path:
+    return site.state_dir / "build" / (hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16] + ".json")
+
+
+def _load_manifest(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and data.get("version") == MANIFEST_VERSION else {}
+
+
+def build(
+    site: Site,
+    index: Index,
+    *,
+    out: Path | None = None,
+    drafts: bool = False,
+    base_url: str | None = None,
+    clean: bool = False,
+    now: datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+) -> BuildResult:
+    """Build the site into `out` (default: paths.output), re-rendering only what changed."""
+    started = time.perf_counter()
+    now = now or datetime.now(UTC)
+    out = (out or site.output_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    mpath = manifest_path(site, out)
+    previous = {} if clean else _load_manifest(mpath)
+    old_outputs: dict[str, str] = previous.get("outputs", {})
+    s = _Site(site, index, now=now, drafts=drafts, base_url=base_url or site.site.base_url)
+    env = make_environment(site)
+    output = Output(out)
+    planned = plan(s)
+    errors: list[str] = []
+
+    todo = []
+    for item in planned:
+        key = output.key(item.path)
+        if old_outputs.get(key) == item.signature and (out / key).is_file():
+            output.keep(key)
+        else:
+            todo.append((key, item))
+    _prerender(s, [item for _, item in todo], workers)
+
+    signatures: dict[str, str] = {}
+    changed_urls: list[str] = []
+    for done, (key, item) in enumerate(todo, 1):
+        try:
+            data = (
+                item.data()
+                if item.data is not None
+                else render_template(env, item.template or "", item.context()).encode()
+            )
+        except (ThemeError, CMSError) as exc:
+            errors.append(str(exc))
+            continue
+        before = len(output.written)
+        output.write(item.path, data)
+        signatures[key] = item.signature
+        if len(output.written) > before:
+            changed_urls.append(s.base_url + "/" + key.removesuffix("index.html"))
+        if progress:
+            progress(done, len(todo))
+    for key in output.unchanged:
+        signatures.setdefault(key, old_outputs.get(key, ""))
+    output.remove_stale(set(old_outputs) | (_existing_files(out) if clean else set()))
+    changed_urls += [s.base_url + "/" + k.removesuffix("index.html") for k in output.removed]
+
+    docs_now = {d.id: {"etag": d.etag, "type": d.type, "status": d.status_at(now).value} for d in s.docs}
+    events = _change_events(previous.get("docs"), docs_now, index, now, s)
+    seconds = time.perf_counter() - started
+    events.append(
+        Event(
+            "build.completed",
+            {
+                "build": {
+                    "written": len(output.written),
+                    "unchanged": len(output.unchanged),
+                    "removed": len(output.removed),
+                    "errors": len(errors),
+                    "seconds": round(seconds, 3),
+                    "changed_urls": sorted(set(changed_urls)),
+                }
+            },
+            source="build",
+        )
+    )
+    if not errors or signatures:
+        os.sync()  # outputs were renamed into place without per-file fsync: make the build durable once
+        atomic_write(
+            mpath,
+            json.dumps(
+                {"version": MANIFEST_VERSION, "outputs": dict(sorted(signatures.items())), "docs": docs_now},
+                sort_keys=True,
+            ).encode(),
+        )
+    return BuildResult(
+        output.written, output.unchanged, output.removed, errors, seconds, sorted(set(changed_urls)), events
+    )
+
+
+def _existing_files(out: Path) -> set[str]:
+    return {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() or p.is_symlink()}
+
+
+def _prerender(s: _Site, items: list[Planned], workers: int | None) -> None:
+    """Render the Markdown of every document whose page or feed entry will be rendered, in parallel."""
+    wanted = {doc_id: s.index.docs[doc_id] for item in items for doc_id in item.needs_html}
+    site = s.site
+    pending = [(d.id, d.body) for d in wanted.values() if d.id not in s.html]
+    if len(pending) >= PARALLEL_THRESHOLD and (workers or os.cpu_count() or 1) > 1:
+        n = workers or min(4, os.cpu_count() or 1)
+        chunks = [pending[i :: n * 4] for i in range(n * 4)]
+        with ProcessPoolExecutor(n) as pool:
+            results = pool.map(
+                _render_many,
+                chunks,
+                [site.render.raw_html] * len(chunks),
+                [site.render.highlight] * len(chunks),
+                [site.render.engine] * len(chunks),
+            )
+            for chunk in results:
+                for doc_id, html in chunk:
+                    s.html[doc_id] = Markup(html)  # rendered under the raw-HTML policy in the worker
+    else:
+        for doc_id, _ in pending:
+            s.html[doc_id] = _render_body(s.index.docs[doc_id], site)
+
+
+def _change_events(
+    before: dict[str, Any] | None, now_docs: dict[str, Any], index: Index, now: datetime, s: _Site
+) -> list[Event]:
+    """Documents published, updated or removed since the previous build (none on a first build)."""
+    if before is None:
+        return []
+    events: list[Event] = []
+    url = lambda d: s.base_url + s.url_of(d)  # noqa: E731
+    for doc_id, info in sorted(now_docs.items()):
+        doc = index.docs[doc_id]
+        old = before.get(doc_id)
+        if old is None:
+            events += [
+                e for e in document_events(None, doc, now, source="build", url=url) if e.name.endswith(".published")
+            ]
+        elif old["etag"] != info["etag"]:
+            events += [e for e in document_events(doc, doc, now, source="build", url=url)]
+    for doc_id, old in sorted(before.items()):
+        if doc_id not in now_docs:
+            doc = index.docs.get(doc_id)
+            kind = {"posts": "post", "pages": "page"}.get(old.get("type", ""), "entry")
+            data = {
+                kind: {
+                    "id": doc_id,
+                    "type": old.get("type"),
+                    "title": doc.title if doc else None,
+                    "slug": doc.slug if doc else None,
+                    "status": doc.status_at(now).value if doc else "deleted",
+                }
+            }
+            events.append(Event(f"{kind}.deleted", data, source="build", key=doc_id))
+    return events
