@@ -83,6 +83,19 @@ class RenderSection:
 
 
 @dataclass(frozen=True)
+class DeliverySection:
+    retry_schedule: list[int] = _h(
+        [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400],
+        "Seconds to wait before each retry of a failed webhook delivery (then it is marked failed).",
+    )
+    time_scale: float = _h(1.0, "Multiplier for every retry wait and Retry-After (tests use 0.001).")
+    timeout: float = _h(10.0, "Seconds a receiver has to answer one delivery attempt.")
+    workers: int = _h(4, "Deliveries sent at the same time (to different endpoints or documents).")
+    keep_days: int = _h(30, "Days the delivery log keeps finished deliveries and their attempts.")
+    jitter: float = _h(0.2, "Random spread of each retry wait, as a fraction (0.2 = plus or minus 20%).")
+
+
+@dataclass(frozen=True)
 class TaxonomySection:
     """A custom taxonomy: documents list its terms in the frontmatter key of the same name."""
 
@@ -98,6 +111,7 @@ SECTIONS: dict[str, type] = {
     "api": ApiSection,
     "network": NetworkSection,
     "render": RenderSection,
+    "delivery": DeliverySection,
 }
 
 # Folders of content/ that hold taxonomy terms or people, not documents.
@@ -116,6 +130,7 @@ class Site:
     api: ApiSection = field(default_factory=ApiSection)
     network: NetworkSection = field(default_factory=NetworkSection)
     render: RenderSection = field(default_factory=RenderSection)
+    delivery: DeliverySection = field(default_factory=DeliverySection)
     taxonomies: dict[str, TaxonomySection] = field(default_factory=dict)
     webhooks: tuple[dict[str, Any], ...] = ()
 
@@ -214,9 +229,12 @@ def _section(cls: type, name: str, raw: Any) -> Any:
         if default is dataclasses.MISSING:
             default = fields[key].default_factory()  # type: ignore[operator]
         expected = type(default)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # TOML writes 1 for 1.0
         ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
         if expected is list and ok:
-            ok = all(isinstance(v, str) for v in value)
+            item = type(default[0]) if default else str
+            ok = all(isinstance(v, item) and not isinstance(v, bool) for v in value)
         if not ok:
             raise ConfigError(
                 f"{name}.{key} must be {expected.__name__}, got {value!r}", key=f"{name}.{key}", value=value

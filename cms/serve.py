@@ -33,6 +33,30 @@ def configure_logging(level: str = "info") -> None:
     root.propagate = False
 
 
+class Background:
+    """The threads that run beside the API: watcher, scheduler, webhook delivery."""
+
+    def __init__(self, app: Starlette, watcher: Any) -> None:
+        from cms.events.scheduler import Scheduler
+        from cms.events.webhooks import Deliverer
+
+        svc = app.state.services
+        self.watcher = watcher
+        self.scheduler = Scheduler(svc.index, svc.bus, svc.state, url=svc.store.url, clock=svc.clock)
+        self.deliverer = Deliverer(app.state.webhooks)
+
+    def start(self) -> None:
+        if self.watcher is not None:
+            self.watcher.start()
+        self.scheduler.start()
+        self.deliverer.start()
+
+    def stop(self) -> None:
+        for part in (self.watcher, self.scheduler, self.deliverer):
+            if part is not None:
+                part.stop()
+
+
 def build_app(site: Site, *, watch: bool = True) -> tuple[Starlette, Any]:
     """The app and its watcher (None when watching is off), both for one site."""
     index = Index.load(site)
@@ -55,8 +79,7 @@ def app_from_env() -> Starlette:
     """uvicorn factory for multi-worker runs: the site comes from CMS_SITE."""
     site = Site.load(os.environ["CMS_SITE"])
     app, watcher = build_app(site, watch=os.environ.get("CMS_WATCH", "1") == "1")
-    if watcher is not None:
-        watcher.start()
+    Background(app, watcher).start()
     return app
 
 
@@ -89,10 +112,9 @@ def serve(
     app, watcher = build_app(site, watch=watch)
     index = app.state.services.index
     log.info("serving %s: %d documents; API at http://%s:%d/api/v1", site.site.title, len(index), host, port)
-    if watcher is not None:
-        watcher.start()
+    background = Background(app, watcher)
+    background.start()
     try:
         uvicorn.Server(uvicorn.Config(app, **common)).run()
     finally:
-        if watcher is not None:
-            watcher.stop()
+        background.stop()

@@ -143,7 +143,7 @@ class Watcher:
             elif rel is not None:  # a folder (or content/ itself): new, moved in or out, deleted or replaced
                 rels.update(self.filter.inside(rel))
         self._settle(rels)
-        changes = _join_moves(self.index.refresh(rels))
+        changes = self.index.refresh(rels)  # one call: a move (delete + add) is one "updated"
         now = self.clock()
         events = []
         for c in changes:
@@ -186,14 +186,3 @@ class Watcher:
                 self._ready.set()
                 restarted = True
                 self._stop.wait(1.0)
-
-
-def _join_moves(changes: list[Change]) -> list[Change]:
-    """A move seen as "deleted" + "created" of one id is one "updated" change."""
-    gone = {c.doc.id: c.doc for c in changes if c.kind == "deleted"}
-    moved = {c.doc.id for c in changes if c.kind == "created"} & gone.keys()
-    return [
-        Change("updated", gone[c.doc.id], c.new) if c.kind == "created" and c.doc.id in moved else c
-        for c in changes
-        if not (c.kind == "deleted" and c.doc.id in moved)
-    ]

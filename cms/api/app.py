@@ -24,10 +24,11 @@ from cms.content.index import Index
 from cms.content.store import Store
 from cms.errors import PayloadTooLarge
 from cms.events.bus import Bus
+from cms.events.webhooks import Webhooks
 from cms.ratelimit import RateLimiter
 from cms.state import State
 
-from . import audit, documents, keys, system, terms, types
+from . import audit, documents, keys, system, terms, types, webhooks
 from .errors import HANDLERS
 from .http import Services
 from .serialize import DocumentSerializer
@@ -252,11 +253,21 @@ def create_app(
         limiter=RateLimiter(site.state_dir),
         audit=AuditLog(site.state_dir),
     )
-    routes = [*system.routes(), *documents.routes(), *types.routes(), *terms.routes(), *keys.routes(), *audit.routes()]
+    routes = [
+        *system.routes(),
+        *documents.routes(),
+        *types.routes(),
+        *terms.routes(),
+        *keys.routes(),
+        *audit.routes(),
+        *webhooks.routes(),
+    ]
     app = Starlette(routes=routes, exception_handlers=HANDLERS)  # type: ignore[arg-type]
     app.state.services = svc
     app.state.serializer = DocumentSerializer(site)
     app.state.term_counts = {}
+    app.state.webhooks = Webhooks(site, state)
+    bus.subscribe(app.state.webhooks.subscriber)  # every event lands in the durable outbox
     json_limit = site.api.max_json_bytes
 
     def limit_for(scope: Scope) -> int:

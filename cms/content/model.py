@@ -103,20 +103,39 @@ def _strings(value: Any) -> tuple[str, ...]:
 
 def derive_excerpt(body: str, limit: int = _EXCERPT_CHARS) -> str:
     """Plain text of the first paragraph of a Markdown body, cut at a word boundary."""
-    in_fence = False
-    for block in body[:8000].split("\n\n"):
-        stripped = block.strip()
-        if stripped.startswith(("```", "~~~")):
-            in_fence = stripped.count("```") % 2 == 1 if "```" in stripped else not in_fence
+    paragraph: list[str] = []
+    fence = ""
+    # Line by line: a fence may hold blank lines, and a heading may sit right above its paragraph.
+    for line in [*body[:8000].splitlines(), ""]:
+        stripped = line.strip()
+        if fence:
+            if stripped.startswith(fence):
+                fence = ""
             continue
-        if in_fence or not stripped or stripped.startswith(("#", "|", "<", "---", "[^")):
+        opens_fence = stripped.startswith(("```", "~~~"))
+        if paragraph and stripped and set(stripped) in ({"="}, {"-"}):  # the lines above were a heading
+            paragraph = []
             continue
-        text = " ".join(_MD_NOISE.sub(lambda m: m.group(1) or "", stripped).split())
-        if len(text) <= limit:
-            return text
-        cut = text[:limit].rsplit(" ", 1)[0]
-        return cut.rstrip(",;:.") + "…"
+        if opens_fence or not stripped or stripped.startswith(_NOT_PROSE):
+            text = " ".join(_MD_NOISE.sub(lambda m: m.group(1) or "", " ".join(paragraph)).split())
+            if text:
+                return _cut(text, limit)
+            paragraph = []
+            if opens_fence:
+                fence = stripped[:3]
+            continue
+        paragraph.append(stripped)
     return ""
+
+
+_NOT_PROSE = ("#", "|", "<", "---", "***", "[^")
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:.") + "…"
 
 
 @dataclass(slots=True, eq=False)

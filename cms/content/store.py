@@ -220,7 +220,8 @@ class Store:
                 raise NotFound(f"{doc.type} {doc.slug!r} no longer exists on disk")
             self._check_match(current, if_match)
             text = decode(current, rel)
-            meta = parse_document(current, rel).meta
+            parsed = parse_document(current, rel)
+            meta = parsed.meta
             changes = self._frontmatter_changes(ctype, values, meta, creating=False)
             if replace:
                 keep = {"id", *changes, frontmatter_key("created_at", meta)}
@@ -230,7 +231,7 @@ class Store:
             changes = {k: v for k, v in changes.items() if not _unchanged(meta, k, v)}
             if not doc.id_in_file and "id" not in meta:
                 changes["id"] = doc.id  # freeze the derived id before the path can change
-            if changes or (body is not None and _normal_body(body) != parse_document(current, rel).body):
+            if changes or (body is not None and _normal_body(body) != parsed.body):
                 changes[frontmatter_key("updated_at", meta)] = self._now_text()
             else:
                 body = None  # nothing to write: no new `updated`, no event

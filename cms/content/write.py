@@ -21,7 +21,7 @@ import os
 import secrets
 import stat
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,11 @@ class _Representer(RoundTripRepresenter):
         return super().represent_str(data)
 
     def represent_iso_datetime(self, data: datetime) -> Any:
+        offset = data.utcoffset()
+        if offset is not None and offset.seconds % 60:
+            # YAML offsets are hh:mm; a zone's local mean time (Asia/Kolkata 1900: +05:21:10) is
+            # not, and "+05:21:10" would make the file unreadable. The same instant in UTC is.
+            data = data.astimezone(UTC)
         return self.represent_scalar("tag:yaml.org,2002:timestamp", data.isoformat())
 
     def represent_float_11(self, data: float) -> Any:

@@ -11,6 +11,7 @@ is created, updated, published, unpublished, deleted or restored; plus `media.up
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -109,8 +110,20 @@ def document_events(
         payload = dict(data)
         if action == "updated" and changed:
             payload["changes"] = changed
-        events.append(Event(f"{kind}.{action}", payload, source=source, key=doc.id))
+        name = f"{kind}.{action}"
+        event_id = event_id_for(doc.id, new.etag if new else None, old.etag if old else None, name)
+        events.append(Event(name, payload, id=event_id, source=source, key=doc.id))
     return events
+
+
+def event_id_for(doc_id: str, new_etag: str | None, old_etag: str | None, name: str) -> str:
+    """A deterministic event id: the same change seen by two sources (the scheduler and a cron build,
+    or a re-emit after a crash) gets the same id, so the outbox and receivers deduplicate it.
+    Going live or offline depends only on the version that went live; other events on both versions."""
+    parts = [doc_id, new_etag or "-", name]
+    if not name.endswith((".published", ".unpublished")):
+        parts.append(old_etag or "-")
+    return "evt_" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:26]
 
 
 Subscriber = Callable[[Event], None]
