@@ -55,10 +55,16 @@ class Background:
         for part in (self.watcher, self.scheduler, self.deliverer):
             if part is not None:
                 part.stop()
+        if self.watcher is not None and hasattr(self.watcher.bus, "stop"):
+            self.watcher.bus.stop()  # flush coalesced events into the outbox before exiting
 
 
 def build_app(site: Site, *, watch: bool = True) -> tuple[Starlette, Any]:
-    """The app and its watcher (None when watching is off), both for one site."""
+    """The app and its watcher (None when watching is off), both for one site.
+
+    The watcher publishes through a Coalescer: a burst of saves of one file within two seconds
+    becomes one event, while its index update stays immediate.
+    """
     index = Index.load(site)
     bus = Bus()
     removed = Store(site, index, bus).recover()
@@ -67,9 +73,10 @@ def build_app(site: Site, *, watch: bool = True) -> tuple[Starlette, Any]:
     app = create_app(site, index=index, bus=bus, log_requests=True)
     watcher = None
     if watch:
+        from cms.events.bus import Coalescer
         from cms.watch import Watcher
 
-        watcher = Watcher(site, index, bus, url=app.state.services.store.url)
+        watcher = Watcher(site, index, Coalescer(bus), url=app.state.services.store.url)  # type: ignore[arg-type]
     if index.problems:
         log.warning("%d content file(s) have problems; run `cms check` to list them", len(index.problems))
     return app, watcher

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -157,3 +158,58 @@ class Bus:
                     subscriber(event)
                 except Exception:  # noqa: BLE001 - a broken subscriber must not undo a saved write
                     log.exception("event subscriber failed on %s", event.name)
+
+
+class Coalescer:
+    """Holds events of each document until it has been quiet for `window` seconds, then publishes
+    one event per name (editors save a file several times in a row; receivers want one event).
+
+    Used for the watcher's events only: API writes are explicit and published at once.
+    """
+
+    def __init__(self, bus: Bus, window: float = 2.0) -> None:
+        self.bus = bus
+        self.window = window
+        self._pending: dict[str, tuple[float, dict[str, Event]]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cms-coalescer", daemon=True)
+        self._thread.start()
+
+    def publish(self, events: Iterable[Event]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for event in events:
+                key = event.key or event.id
+                _, held = self._pending.get(key, (now, {}))
+                previous = held.get(event.name)
+                if previous is not None and "changes" in event.data:
+                    merged = sorted(set(previous.data.get("changes", [])) | set(event.data["changes"]))
+                    event = Event(
+                        event.name,
+                        {**event.data, "changes": merged},
+                        id=event.id,
+                        timestamp=event.timestamp,
+                        source=event.source,
+                        key=event.key,
+                    )
+                held.pop(event.name, None)
+                held[event.name] = event  # the latest version of each event name, in order of arrival
+                self._pending[key] = (now, held)
+
+    def flush(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = [k for k, (t, _) in self._pending.items() if force or now - t >= self.window]
+            batches = [list(self._pending.pop(k)[1].values()) for k in due]
+        for batch in batches:
+            self.bus.publish(batch)
+
+    def _run(self) -> None:
+        while not self._stop.wait(min(0.1, self.window / 4)):
+            self.flush()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.flush(force=True)
