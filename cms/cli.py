@@ -163,17 +163,37 @@ def index_command(site_path: str | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to bind.")
 @click.option("--no-watch", is_flag=True, help="Do not watch content/ for hand edits.")
+@click.option("--drafts", is_flag=True, help="Show drafts and scheduled documents in the preview, marked as such.")
+@click.option("--no-preview", is_flag=True, help="Serve only the API, not the site preview at /.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="uvicorn worker processes.")
 @click.option(
     "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
 )
 @site_option
 @handle_errors
-def serve(host: str, port: int, no_watch: bool, workers: int, log_level: str, site_path: str | None) -> None:
-    """Serve the REST API (and keep the index live with the file watcher) until Ctrl-C."""
+def serve(
+    host: str,
+    port: int,
+    no_watch: bool,
+    drafts: bool,
+    no_preview: bool,
+    workers: int,
+    log_level: str,
+    site_path: str | None,
+) -> None:
+    """Serve the REST API and a live preview of the site (with live reload) until Ctrl-C."""
     from cms.serve import serve as run_server
 
-    run_server(_site(site_path), host=host, port=port, watch=not no_watch, workers=workers, log_level=log_level)
+    run_server(
+        _site(site_path),
+        host=host,
+        port=port,
+        watch=not no_watch,
+        workers=workers,
+        log_level=log_level,
+        preview=not no_preview,
+        drafts=drafts,
+    )
 
 
 @main.group()

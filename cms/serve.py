@@ -36,12 +36,13 @@ def configure_logging(level: str = "info") -> None:
 class Background:
     """The threads that run beside the API: watcher, scheduler, webhook delivery."""
 
-    def __init__(self, app: Starlette, watcher: Any) -> None:
+    def __init__(self, app: Starlette, watcher: Any, preview: Any = None) -> None:
         from cms.events.scheduler import Scheduler
         from cms.events.webhooks import Deliverer
 
         svc = app.state.services
         self.watcher = watcher
+        self.preview = preview
         self.scheduler = Scheduler(svc.index, svc.bus, svc.state, url=svc.store.url, clock=svc.clock)
         self.deliverer = Deliverer(app.state.webhooks)
 
@@ -50,13 +51,25 @@ class Background:
             self.watcher.start()
         self.scheduler.start()
         self.deliverer.start()
+        if self.preview is not None:
+            self.preview.start()
 
     def stop(self) -> None:
-        for part in (self.watcher, self.scheduler, self.deliverer):
+        for part in (self.watcher, self.scheduler, self.deliverer, self.preview):
             if part is not None:
                 part.stop()
         if self.watcher is not None and hasattr(self.watcher.bus, "stop"):
             self.watcher.bus.stop()  # flush coalesced events into the outbox before exiting
+
+
+def add_preview(app: Starlette, *, drafts: bool) -> Any:
+    """Serve the live preview at / (after every API route)."""
+    from cms.preview import Preview
+
+    svc = app.state.services
+    preview = Preview(svc.site, svc.index, svc.bus, drafts=drafts)
+    app.router.routes.extend(preview.routes())
+    return preview
 
 
 def build_app(site: Site, *, watch: bool = True) -> tuple[Starlette, Any]:
@@ -86,7 +99,10 @@ def app_from_env() -> Starlette:
     """uvicorn factory for multi-worker runs: the site comes from CMS_SITE."""
     site = Site.load(os.environ["CMS_SITE"])
     app, watcher = build_app(site, watch=os.environ.get("CMS_WATCH", "1") == "1")
-    Background(app, watcher).start()
+    preview = (
+        add_preview(app, drafts=os.environ.get("CMS_DRAFTS") == "1") if os.environ.get("CMS_PREVIEW") == "1" else None
+    )
+    Background(app, watcher, preview).start()
     return app
 
 
@@ -99,8 +115,10 @@ def serve(
     workers: int = 1,
     log_level: str = "info",
     limit_concurrency: int = 256,
+    preview: bool = True,
+    drafts: bool = False,
 ) -> None:
-    """Run the server until Ctrl-C."""
+    """Run the server (API, preview, watcher, scheduler, webhook delivery) until Ctrl-C."""
     configure_logging(log_level)
     common: dict[str, Any] = {
         "host": host,
@@ -114,12 +132,17 @@ def serve(
     if workers > 1:
         os.environ["CMS_SITE"] = str(site.root)
         os.environ["CMS_WATCH"] = "1" if watch else "0"
+        os.environ["CMS_PREVIEW"] = "0"  # one preview builder per site: run it with a single worker
+        os.environ["CMS_DRAFTS"] = "1" if drafts else "0"
         uvicorn.run("cms.serve:app_from_env", factory=True, workers=workers, **common)
         return
     app, watcher = build_app(site, watch=watch)
     index = app.state.services.index
     log.info("serving %s: %d documents; API at http://%s:%d/api/v1", site.site.title, len(index), host, port)
-    background = Background(app, watcher)
+    site_preview = add_preview(app, drafts=drafts) if preview else None
+    if site_preview is not None:
+        log.info("preview at http://%s:%d/%s", host, port, " (drafts shown)" if drafts else "")
+    background = Background(app, watcher, site_preview)
     background.start()
     try:
         uvicorn.Server(uvicorn.Config(app, **common)).run()

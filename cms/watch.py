@@ -142,6 +142,8 @@ class Watcher:
                 rels.add(rel)
             elif rel is not None:  # a folder (or content/ itself): new, moved in or out, deleted or replaced
                 rels.update(self.filter.inside(rel))
+        if not rels:
+            return []  # the empty batch watchfiles yields on every timeout, or only ignored paths
         self._settle(rels)
         changes = self.index.refresh(rels)  # one call: a move (delete + add) is one "updated"
         now = self.clock()

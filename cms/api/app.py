@@ -28,7 +28,7 @@ from cms.events.webhooks import Webhooks
 from cms.ratelimit import RateLimiter
 from cms.state import State
 
-from . import audit, documents, keys, system, terms, types, webhooks
+from . import audit, documents, keys, openapi, system, terms, types, webhooks
 from .errors import HANDLERS
 from .http import Services
 from .serialize import DocumentSerializer
@@ -261,6 +261,7 @@ def create_app(
         *keys.routes(),
         *audit.routes(),
         *webhooks.routes(),
+        *openapi.routes(),
     ]
     app = Starlette(routes=routes, exception_handlers=HANDLERS)  # type: ignore[arg-type]
     app.state.services = svc

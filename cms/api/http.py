@@ -7,6 +7,7 @@ keys, bounded depth; a body too deep for the parser's recursion is a 400 like an
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,6 +76,13 @@ def _refuse_constant(name: str) -> Any:
     raise BadRequest(f"JSON literal {name} is not allowed")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 overflows to inf: Infinity by another spelling
+        raise BadRequest(f"JSON number {text[:40]} is too large for a float")
+    return value
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
@@ -130,7 +138,9 @@ async def read_json(request: Request, *, allow_array: bool = False) -> Any:
     except UnicodeDecodeError:
         raise BadRequest("the request body is not valid UTF-8") from None
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_no_duplicates)
+        value = json.loads(
+            text, parse_constant=_refuse_constant, parse_float=_finite_float, object_pairs_hook=_no_duplicates
+        )
     except json.JSONDecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:

@@ -98,6 +98,7 @@ class Index:
         self.generation = 0
         self._lock = threading.RLock()
         self._ordered: dict[tuple[str | None, str], list[Document]] = {}
+        self._members: dict[str, dict[str, list[Document]]] = {}  # taxonomy -> term slug -> documents
         self._displaced: Document | None = None
 
     # -- loading -----------------------------------------------------------------------------
@@ -294,9 +295,8 @@ class Index:
 
     def _touch(self, type_name: str | None) -> None:
         self.generation += 1
-        # Term memberships span every type, so any change drops them with the all-types orderings.
-        stale = (type_name, None, "__terms__")
-        self._ordered = {k: v for k, v in self._ordered.items() if k[0] not in stale}
+        self._ordered = {k: v for k, v in self._ordered.items() if k[0] not in (type_name, None)}
+        self._members = {}  # term memberships span every type: any change drops them
 
     def refresh(self, rels: Iterable[str]) -> list[Change]:
         """Re-read these paths (relative to content/) and apply what changed on disk."""
@@ -394,15 +394,14 @@ class Index:
 
     def term_members(self, taxonomy: str) -> dict[str, list[Document]]:
         """Term slug -> documents that name it (any status), from the cached ordering."""
-        cache_key = ("__terms__", taxonomy)
-        cached = self._ordered.get(cache_key)  # type: ignore[arg-type]
+        cached = self._members.get(taxonomy)
         if cached is not None:
-            return cached  # type: ignore[return-value]
+            return cached
         members: dict[str, list[Document]] = {}
         for doc in self.ordered(None, "published_at"):
             for slug in self.doc_terms(doc, taxonomy):
                 members.setdefault(slug, []).append(doc)
-        self._ordered[cache_key] = members  # type: ignore[index,assignment]
+        self._members[taxonomy] = members
         return members
 
     def doc_terms(self, doc: Document, taxonomy: str) -> tuple[str, ...]:

@@ -116,7 +116,8 @@ def derive_excerpt(body: str, limit: int = _EXCERPT_CHARS) -> str:
         if paragraph and stripped and set(stripped) in ({"="}, {"-"}):  # the lines above were a heading
             paragraph = []
             continue
-        if opens_fence or not stripped or stripped.startswith(_NOT_PROSE):
+        rule = len(stripped) >= 3 and set(stripped.replace(" ", "")) in ({"*"}, {"-"}, {"_"})
+        if opens_fence or rule or not stripped or stripped.startswith(_NOT_PROSE):
             text = " ".join(_MD_NOISE.sub(lambda m: m.group(1) or "", " ".join(paragraph)).split())
             if text:
                 return _cut(text, limit)
@@ -124,11 +125,12 @@ def derive_excerpt(body: str, limit: int = _EXCERPT_CHARS) -> str:
             if opens_fence:
                 fence = stripped[:3]
             continue
-        paragraph.append(stripped)
+        paragraph.append(_LIST_MARKER.sub("", stripped))
     return ""
 
 
-_NOT_PROSE = ("#", "|", "<", "---", "***", "[^")
+_NOT_PROSE = ("#", "|", "<", "[^")
+_LIST_MARKER = re.compile(r"^(?:[-*+]|\d{1,9}[.)])\s+")
 
 
 def _cut(text: str, limit: int) -> str:

@@ -317,7 +317,7 @@ def parse_query(
     include, exclude = _fields(params)
     seed_raw = _one(params, "seed")
     try:
-        seed = int(seed_raw) if seed_raw not in (None, "") else None  # type: ignore[arg-type]
+        seed = int(seed_raw) if seed_raw else None
     except ValueError:
         raise BadRequest(f"seed must be an integer, got {seed_raw!r}") from None
     lang_raw = _one(params, "lang")
@@ -521,10 +521,10 @@ def _compare(op: str, value: Any, operand: _Operand) -> bool:
     value = _normalize_value(value, operand.tz)
     if op == "$in" or op == "$notIn":
         items = operand.raw if isinstance(operand.raw, list) else [operand.raw]
-        hit = any(_compare("$eq", value, o) for o in items)  # type: ignore[arg-type]
+        hit = any(_compare("$eq", value, o) for o in items)
         return hit if op == "$in" else not hit
     if op == "$between":
-        low, high = operand.raw  # type: ignore[misc]
+        low, high = operand.raw
         return _compare("$gte", value, low) and _compare("$lte", value, high)
     if value is None:
         return op in ("$ne", "$notContains")
@@ -585,7 +585,7 @@ def compile_filter(
             parts.append(_all(preds) if key == "$and" else _any(preds))
         elif key == "$not":
             inner = compile_filter(sub, tz, _depth + 1, count)
-            parts.append(lambda d, n, inner=inner: not inner(d, n))
+            parts.append(_negate(inner))
         elif key.startswith("$"):
             raise BadRequest(f"unknown filter operator {key!r}; logical operators: $and, $or, $not")
         else:
@@ -594,6 +594,18 @@ def compile_filter(
                 raise BadRequest(f"filters have more than {MAX_FILTER_NODES} conditions")
             parts.append(_field_filter(key, sub, tz))
     return _all(parts)
+
+
+def _negate(inner: Predicate) -> Predicate:
+    return lambda d, n: not inner(d, n)
+
+
+def _null_check(get: Getter, want: bool) -> Predicate:
+    return lambda d, n: (get(d, n) in (None, "", [])) is want
+
+
+def _op_check(get: Getter, op: str, operand: _Operand) -> Predicate:
+    return lambda d, n: _compare(op, get(d, n), operand)
 
 
 def _all(preds: list[Predicate]) -> Predicate:
@@ -623,13 +635,13 @@ def _field_filter(name: str, spec: Any, tz: tzinfo) -> Predicate:
             if flag is None:
                 raise BadRequest(f"filters[{name}][{op}] must be true or false")
             want_null = flag if op == "$null" else not flag
-            checks.append(lambda d, n, want=want_null: (get(d, n) in (None, "", [])) is want)
+            checks.append(_null_check(get, want_null))
             continue
         if isinstance(raw, Mapping):
             raise BadRequest(f"filters[{name}][{op}] must be a value, not an object")
         if op in ("$in", "$notIn"):
             items = raw if isinstance(raw, list) else [v for v in str(raw).split(",")]
-            operand = _Operand([_Operand(v, tz) for v in items], tz)  # type: ignore[list-item]
+            operand = _Operand([_Operand(v, tz) for v in items], tz)
             operand.raw = [_Operand(v, tz) for v in items]
         elif op == "$between":
             items = raw if isinstance(raw, list) else str(raw).split(",")
@@ -641,7 +653,7 @@ def _field_filter(name: str, spec: Any, tz: tzinfo) -> Predicate:
             if isinstance(raw, list):
                 raise BadRequest(f"filters[{name}][{op}] takes one value")
             operand = _Operand(raw, tz)
-        checks.append(lambda d, n, op=op, operand=operand: _compare(op, get(d, n), operand))
+        checks.append(_op_check(get, op, operand))
     if not checks:
         raise BadRequest(f"filters[{name}] has no operator")
     return _all(checks)
@@ -712,7 +724,8 @@ def run(index: Index, query: Query, now: datetime | None = None, *, default_lang
         if sort:
             matched = _sorted(matched, sort, now, index.site.tz)
         elif ranks is not None:
-            matched.sort(key=lambda d: ranks[d.id])  # type: ignore[index]
+            rank = ranks
+            matched.sort(key=lambda d: rank[d.id])
     start = (query.page - 1) * query.per_page
     items = matched[start : start + query.per_page]
     snippets = index.search.snippets(query.search, [d.id for d in items]) if query.search and items else {}

@@ -96,7 +96,7 @@ def document_events(
     else:
         if was is Status.TRASH and now_status is not Status.TRASH:
             names.append("restored")
-        elif now_status is Status.TRASH:
+        elif now_status is Status.TRASH and was is not Status.TRASH:  # an edit in the trash is no new deletion
             names.append("deleted")
         else:
             names.append("updated")
@@ -108,7 +108,7 @@ def document_events(
     changed = list(fields)
     events = []
     for action in names:
-        payload = dict(data)
+        payload: dict[str, Any] = dict(data)
         if action == "updated" and changed:
             payload["changes"] = changed
         name = f"{kind}.{action}"

@@ -1,0 +1,1571 @@
+"""GET /api/v1/openapi.json and GET /api/docs: the API's OpenAPI 3.1 contract and its offline page.
+
+The spec is built at request time from the app's own routes and the site's content types, so a
+`_type.yaml` change shows up as typed request and response bodies at once; it is cached per index
+generation and set of types. Each route is described by the family its path belongs to (documents,
+terms, ...); a route no family knows is still listed, marked `x-undocumented`, and a test fails on it.
+Nothing from the file system or the key store reaches the spec: only names the API already shows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cms import __version__
+from cms.auth import SCOPES
+from cms.config import Site
+from cms.content.index import Index
+from cms.content.model import BASE_KEYS, FIELD_TYPE_ALIASES, FIELD_TYPES, ContentType, Field, Status
+from cms.content.query import OPERATORS, PARAMS
+from cms.content.store import STATUS_INPUTS
+from cms.events.webhooks import EVENT_ALIASES, KNOWN_EVENTS
+
+from . import docs_page
+from .http import only_params, query_params, services
+
+OPENAPI_PATH = "/api/v1/openapi.json"
+DOCS_PATH = "/api/docs"
+DOCS_CSP = (
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+TYPE_NAME = "^[a-z][a-z0-9_-]{0,63}$"  # cms.content.names.check_type_name (device names also refused)
+FIELD_NAME = "^[A-Za-z_][A-Za-z0-9_]{0,63}$"  # cms.content.model.field_from_dict
+# Path parameters never hold "/" (Starlette matches one segment) nor start with "." (dot segments).
+SEGMENT = "^[^/.][^/]*$"
+ERROR_TEXT = {
+    400: "Malformed request: unknown query parameter, bad value, bad JSON, bad slug or name",
+    401: "Missing, unknown, disabled or expired API key",
+    403: "The key lacks the scope (or the content type) this operation needs",
+    404: "No such document, type, term, key or taxonomy",
+    409: "Conflict: slug or name taken, not in the trash, built in, or still has documents/children",
+    412: "If-Match does not match the current version (the current ETag is in details and the ETag header)",
+    413: "The request body is larger than api.max_json_bytes",
+    414: "The query string is longer than api.max_query_bytes",
+    415: "The body is not application/json",
+    422: "The values break the schema: details maps each field to its messages",
+    428: "This site requires If-Match on writes",
+    429: "Rate limit exceeded; Retry-After says when to come back",
+}
+ERROR_NAMES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "Conflict",
+    412: "PreconditionFailed",
+    413: "PayloadTooLarge",
+    414: "UriTooLong",
+    415: "UnsupportedMediaType",
+    422: "ValidationError",
+    428: "PreconditionRequired",
+    429: "RateLimited",
+}
+AUTH = (401, 403, 429)
+TAG_TEXT = {
+    "system": "Health and public settings; no key needed.",
+    "posts": "Dated articles (built-in type).",
+    "pages": "Standalone pages (built-in type).",
+    "content": "Documents of any type by name, and the list across every type.",
+    "taxonomies": "Categories (nested through `parent`), tags and custom taxonomies.",
+    "authors": "Authors (also under /users); e-mail addresses only for admin keys.",
+    "content-types": "The `_type.yaml` schemas of content types (admin to change).",
+    "api-keys": "API keys (admin) and the calling key's status.",
+    "audit": "The audit log of writes (admin).",
+    "webhooks": "Signed webhook subscriptions, their deliveries and manual events (admin).",
+    "meta": "This contract and its human page.",
+}
+
+
+def routes() -> list[Route]:
+    """The two routes; each app gets its own cache (no module-level state)."""
+    cache: dict[str, Any] = {}
+
+    def current(request: Request) -> tuple[dict[str, Any], bytes]:
+        svc = services(request)
+        key = (svc.index.generation, tuple(sorted(svc.index.types)))
+        if cache.get("key") != key:
+            spec = build_spec(request.app.routes, svc.site, svc.index, svc.clock())
+            cache.update(key=key, spec=spec, json=orjson.dumps(spec, default=str), html=None)
+        return cache["spec"], cache["json"]
+
+    async def openapi_json(request: Request) -> Response:
+        only_params(query_params(request), ())
+        _, body = current(request)
+        return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})
+
+    async def api_docs(request: Request) -> Response:
+        only_params(query_params(request), ())
+        spec, _ = current(request)
+        if cache.get("html") is None:
+            cache["html"] = docs_page.render(spec).encode()
+        return Response(
+            cache["html"],
+            media_type="text/html; charset=utf-8",
+            headers={"Content-Security-Policy": DOCS_CSP, "Cache-Control": "no-cache"},
+        )
+
+    return [Route(OPENAPI_PATH, openapi_json, methods=["GET"]), Route(DOCS_PATH, api_docs, methods=["GET"])]
+
+
+# -- the spec -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Ctx:
+    site: Site
+    index: Index
+    now: datetime
+    components: dict[str, dict[str, Any]] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # content type -> component prefix
+
+    def prefix(self, type_name: str | None) -> str:
+        if type_name is None:
+            return "Document"
+        if type_name not in self.names:
+            base = "".join(p[:1].upper() + p[1:] for p in re.split(r"[-_]", type_name) if p) or "Type"
+            name, n = base, 2
+            while name in self.names.values() or name in ("Document", "Error"):
+                name, n = f"{base}{n}", n + 1
+            self.names[type_name] = name
+        return self.names[type_name]
+
+
+def document_types(index: Index) -> list[str]:
+    """Content types the API serves: schemas and folders holding documents (as the types list shows)."""
+    return sorted(set(index.types) | {d.type for d in index.docs.values()})
+
+
+def build_spec(app_routes: list[Any], site: Site, index: Index, now: datetime | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for these routes, this site and the index's content types."""
+    ctx = _Ctx(site, index, now or datetime.now(UTC))
+    custom = [t for t in document_types(index) if t not in ("posts", "pages")]
+    paths: dict[str, dict[str, Any]] = {}
+    for route in app_routes:
+        if not isinstance(route, Route) or route.methods is None:
+            continue
+        for method in sorted(route.methods - {"HEAD"}):  # Starlette answers HEAD for every GET
+            for path, op in _describe(ctx, route.path, method, custom):
+                paths.setdefault(path, {})[method.lower()] = op
+    _unique_operation_ids(paths)
+    used_tags = {t for item in paths.values() for op in item.values() for t in op.get("tags", ())}
+    tag_order = ["system", "posts", "pages", "content", *custom, *TAG_TEXT]
+    tags = []
+    for name in dict.fromkeys(tag_order):
+        if name in used_tags:
+            text = TAG_TEXT.get(name) or _type_text(index, name)
+            tags.append({"name": name, "description": text})
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": f"{site.site.title} API",
+            "version": __version__,
+            "summary": "REST API of a flat-file CMS: documents, taxonomies, content types and API keys.",
+            "description": (
+                'Every answer is JSON: `{"data": ...}` (lists add `pagination`), errors '
+                '`{"error": {"code", "message", "details"}}`. Send a key in `X-API-Key` or '
+                "`Authorization: Bearer` (plus `X-API-Secret` for keys created with a secret). "
+                "Writes return the document's `ETag`; send it back in `If-Match` to refuse lost updates."
+            ),
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "tags": tags,
+        "paths": dict(sorted(paths.items(), key=lambda kv: _path_order(kv[0]))),
+        "components": {
+            "schemas": _static_schemas(site) | _webhook_schemas() | dict(sorted(ctx.components.items())),
+            "responses": _error_responses(),
+            "securitySchemes": _security_schemes(site),
+        },
+    }
+
+
+def _path_order(path: str) -> tuple[int, str]:
+    for i, prefix in enumerate(("/api/v1/health", "/api/v1/settings", "/api/v1/posts", "/api/v1/pages")):
+        if path.startswith(prefix):
+            return (i, path)
+    return (9 if path.startswith("/api/docs") or path == OPENAPI_PATH else 5, path)
+
+
+def _type_text(index: Index, name: str) -> str:
+    ctype = index.types.get(name)
+    label = ctype.label if ctype and ctype.label else name
+    return f"{label}: {ctype.description}" if ctype and ctype.description else f"Documents of type {name}."
+
+
+def _unique_operation_ids(paths: dict[str, dict[str, Any]]) -> None:
+    seen: set[str] = set()
+    for item in paths.values():
+        for op in item.values():
+            base = op["operationId"]
+            name, n = base, 2
+            while name in seen:
+                name, n = f"{base}{n}", n + 1
+            op["operationId"] = name
+            seen.add(name)
+
+
+# -- route families -----------------------------------------------------------------------
+
+_DOC_ROUTE = re.compile(r"^/api/v1/(?:(posts|pages)|content/\{type\})(/by-slug/\{slug\}|/\{ref\}(?:/(\w+))?)?$")
+_TERM_ROUTE = re.compile(r"^/api/v1/(?:(categories|tags)|taxonomies/\{taxonomy\})(/\{slug\})?$")
+
+
+def _describe(ctx: _Ctx, path: str, method: str, custom: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """(spec path, operation) pairs for one route and method; the generic type route adds one per type."""
+    doc = _DOC_ROUTE.match(path)
+    if doc:
+        fixed, tail, action = doc.group(1), doc.group(2) or "", doc.group(3)
+        out = [(path, _document_op(ctx, fixed, tail, action, method, generic=fixed is None))]
+        if fixed is None:
+            for name in custom:
+                concrete = path.replace("{type}", name)
+                out.append((concrete, _document_op(ctx, name, tail, action, method, generic=False)))
+        return out
+    term = _TERM_ROUTE.match(path)
+    if term:
+        return [(path, _term_op(ctx, term.group(1), bool(term.group(2)), method))]
+    builder = _STATIC.get((path, method))
+    if builder is not None:
+        return [(path, builder(ctx))]
+    return [(path, _undocumented(path, method))]
+
+
+def _undocumented(path: str, method: str) -> dict[str, Any]:
+    return {
+        "operationId": re.sub(r"\W+", "_", f"{method.lower()}{path}").strip("_"),
+        "summary": "Undocumented route",
+        "x-undocumented": True,
+        "responses": {"default": {"description": "not described yet"}},
+    }
+
+
+def _op(
+    op_id: str,
+    tag: str,
+    summary: str,
+    *,
+    scope: str | None,
+    ok: dict[str, Any],
+    errors: tuple[int, ...],
+    params: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    description: str = "",
+    public: bool = False,
+    site: Site | None = None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"operationId": op_id, "tags": [tag], "summary": summary}
+    if description:
+        op["description"] = description
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": body}}
+    if scope is None:
+        op["security"] = []
+    else:
+        op["x-scope"] = scope
+        # OpenAPI 3.1 lets non-OAuth requirements list role names: here the key scope needed.
+        roles = [scope] if scope != "any" else []
+        op["security"] = [{"ApiKeyHeader": roles}, {"Bearer": roles}]
+        if site is not None and site.api.allow_query_token:
+            op["security"].append({"ApiTokenQuery": roles})
+        if public:
+            op["security"].append({})
+    responses = dict(ok)
+    for status in sorted({*errors, 414}):
+        responses[str(status)] = {"$ref": f"#/components/responses/{ERROR_NAMES[status]}"}
+    op["responses"] = responses
+    return op
+
+
+def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+def _envelope(data: dict[str, Any], pagination: str | None = None) -> dict[str, Any]:
+    props = {"data": data}
+    if pagination:
+        props["pagination"] = _ref(pagination)
+    return {"type": "object", "required": list(props), "properties": props, "additionalProperties": False}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _header(description: str, schema: dict[str, Any] | None = None, required: bool = True) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": schema or {"type": "string"}}
+
+
+ETAG = {"ETag": _header('Strong validator of the file: `"sha256-<hex>"`; send it back in If-Match')}
+LOCATION = {"Location": _header("Path of the new resource")}
+LIST_HEADERS = {
+    "Link": _header('first, last, prev and next pages: `<url>; rel="next"`'),
+    "X-Total-Count": _header("Number of matching documents", {"type": "string", "pattern": "^[0-9]+$"}),
+}
+
+
+def _param(
+    name: str,
+    where: str,
+    schema: dict[str, Any],
+    description: str,
+    *,
+    required: bool = False,
+    example: Any = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "in": where, "required": required or where == "path"}
+    out["description"] = description
+    out["schema"] = schema
+    if example is not None:
+        out["example"] = example
+    out.update(extra)
+    return out
+
+
+def _path_param(name: str, description: str, example: Any = None, pattern: str = SEGMENT) -> dict[str, Any]:
+    return _param(name, "path", {"type": "string", "minLength": 1, "pattern": pattern}, description, example=example)
+
+
+# -- documents ----------------------------------------------------------------------------
+
+_BOOL = {"type": "boolean"}
+_TEXT = {"type": "string"}
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+QUERY_SCHEMAS: dict[str, tuple[dict[str, Any], str]] = {
+    "page": ({"type": "integer", "minimum": 1, "maximum": 1_000_000}, "Page number (default 1)"),
+    "per_page": ({"type": "integer", "minimum": 1}, "Page size (default defaults.per_page)"),
+    "limit": ({"type": "integer", "minimum": 1}, "Same as per_page (per_page wins)"),
+    "status": (
+        {"type": "array", "items": {"enum": [*(s.value for s in Status), "all", "any"]}},
+        "Statuses to list (repeated or comma-separated; `all`: every status but trash, `any`: all); "
+        "keys without write/delete/admin may only ask for published",
+    ),
+    "type": ({"type": "string", "pattern": TYPE_NAME}, "Only this content type (set by the path on typed lists)"),
+    "category": (_TEXT, "A category slug; includes its child categories"),
+    "tag": (_STRINGS, "Tag slug(s), repeated or comma-separated"),
+    "tags": (_STRINGS, "Same as tag; both are combined"),
+    "tag_mode": ({"enum": ["any", "all"]}, "Whether a document needs any (default) or all of the tags"),
+    "author": (_TEXT, "An author slug"),
+    "search": ({"type": "string", "maxLength": 500}, "Full-text search (bm25 ranking, items carry a snippet)"),
+    "q": ({"type": "string", "maxLength": 500}, "Same as search (search wins)"),
+    "order_by": (_TEXT, "Sort by this field first; descending unless order=asc"),
+    "order": ({"enum": ["asc", "desc"]}, "Direction for order_by; alone it sorts by published_at"),
+    "sort": (_TEXT, "Comma-separated sort fields, `-field` or `field:desc` descending"),
+    "filters": (
+        {"type": "object", "additionalProperties": {"type": "string"}},
+        "Field filters in bracket form: `filters[field]=value` ($eq), `filters[field][$op]=value`, "
+        f"`filters[$or][0][field][$op]=value`; operators: {', '.join(OPERATORS)}",
+    ),
+    "fields": (_TEXT, "Comma-separated fields to return (`-name` leaves one out); `html` adds rendered HTML"),
+    "exclude": (_TEXT, "Comma-separated ids or hashes to leave out"),
+    "random": (_BOOL, "Shuffle the matching documents"),
+    "seed": ({"type": "integer"}, "Seed for random, so a shuffled list can be paged"),
+    "lang": (_TEXT, "Only this language (`all`: every language); default: the site language"),
+    "draft": (_BOOL, "List every status but trash (when status is not given)"),
+}
+RENDER = ({"enum": ["html"]}, "`html` adds each document's rendered HTML as `html`")
+
+
+def _list_params(ctx: _Ctx) -> list[dict[str, Any]]:
+    out = []
+    for name in PARAMS:
+        schema, text = QUERY_SCHEMAS[name]
+        extra: dict[str, Any] = {}
+        if name in ("per_page", "limit"):
+            schema = {**schema, "maximum": ctx.site.defaults.max_per_page}
+        if name == "filters":
+            extra = {"style": "deepObject", "explode": True}
+        elif schema.get("type") == "array":
+            extra = {"style": "form", "explode": True}
+        out.append(_param(name, "query", schema, text, **extra))
+    out.append(_param("render", "query", *RENDER))
+    for taxonomy in ctx.site.taxonomies:
+        out.append(_param(taxonomy, "query", _TEXT, f"Term slug(s) of the {taxonomy} taxonomy, comma-separated"))
+    return out
+
+
+def _live_example(ctx: _Ctx, type_name: str | None) -> str | None:
+    """A published document's slug, as the path parameter's example (drafts stay unnamed)."""
+    if type_name is None:
+        return None
+    for doc in ctx.index.docs.values():
+        if doc.type == type_name and doc.is_live(ctx.now):
+            return doc.slug
+    return None
+
+
+def _document_op(
+    ctx: _Ctx, type_name: str | None, tail: str, action: str | None, method: str, *, generic: bool
+) -> dict[str, Any]:
+    site = ctx.site
+    name = ctx.prefix(None if generic else type_name)
+    if not generic:
+        _document_components(ctx, type_name)  # type: ignore[arg-type]
+    tag = type_name if type_name in ("posts", "pages") or not generic else "content"
+    label = f"{type_name}" if not generic else "documents of a type"
+    public = bool(site.api.public_types) if generic else type_name in site.api.public_types
+    params: list[dict[str, Any]] = []
+    if generic:
+        params.append(_path_param("type", "Content type name", pattern=TYPE_NAME))
+    ref_text = "Document id, 12-hex short hash, slug, or the short hash as a decimal integer"
+    if tail == "/{ref}" or action:
+        params.append(_path_param("ref", ref_text, _live_example(ctx, type_name)))
+    if_match_required = site.api.require_if_match and method in ("PUT", "PATCH", "DELETE")
+    if_match = _param(
+        "If-Match",
+        "header",
+        _TEXT,
+        'ETag(s) of the version the write is based on (`"sha256-..."`, or `*`); 412 when the file changed'
+        + ("; required on this site (428 without)" if if_match_required else ""),
+        required=if_match_required,
+    )
+    write_errors: tuple[int, ...] = (400, *AUTH, 404, 412, 422) + ((428,) if if_match_required else ())
+    type_404 = (404,) if generic else ()
+    doc = _envelope(_ref(name))
+    shaped = _envelope({"anyOf": [_ref(name), _ref(f"{name}Selection")]})
+    suffix = "AnyType" if generic else name
+    if tail == "" and method == "GET":
+        return _op(
+            f"list{suffix}",
+            tag,
+            f"List {label}",
+            scope="read",
+            public=public,
+            site=site,
+            params=params + _list_params(ctx),
+            ok={
+                "200": _json(
+                    _envelope({"type": "array", "items": shaped["properties"]["data"]}, "Pagination"),
+                    "One page of documents",
+                    LIST_HEADERS,
+                )
+            },
+            errors=(400, *AUTH, 422, *type_404),
+            description="Published documents by default, newest first. See docs/querying.md for the grammar.",
+        )
+    if tail == "" and method == "POST":
+        return _op(
+            f"create{suffix}",
+            tag,
+            f"Create {'a document' if generic else f'a document in {type_name}'}",
+            scope="write",
+            site=site,
+            params=params,
+            body=_body(ctx, type_name, generic, "Create"),
+            ok={"201": _json(doc, "The new document", {**ETAG, **LOCATION})},
+            errors=(400, *AUTH, 409, 413, 415, 422, *type_404),
+            description="New documents are drafts unless `status` says otherwise; `status: trash` needs delete.",
+        )
+    if tail == "/by-slug/{slug}" or (tail == "/{ref}" and method == "GET"):
+        if tail == "/by-slug/{slug}":
+            params.append(_path_param("slug", "Document slug (ids and hashes work too)", _live_example(ctx, type_name)))
+        params += [
+            _param("fields", "query", *QUERY_SCHEMAS["fields"]),
+            _param("render", "query", *RENDER),
+            _param("If-None-Match", "header", _TEXT, "ETag(s) the client holds: 304 when one is current"),
+        ]
+        return _op(
+            f"get{suffix}{'BySlug' if 'slug' in tail else ''}",
+            tag,
+            f"Get one {'document' if generic else f'document of {type_name}'}" + (" by slug" if "slug" in tail else ""),
+            scope="read",
+            public=public,
+            site=site,
+            params=params,
+            ok={
+                "200": _json(shaped, "The document", ETAG),
+                "304": {"description": "Not modified (If-None-Match matched)", "headers": ETAG},
+            },
+            errors=(400, *AUTH, 404, 422),
+            description="Drafts, scheduled and trashed documents are 404 for keys that cannot write.",
+        )
+    if tail == "/{ref}" and method in ("PUT", "PATCH"):
+        replace = method == "PUT"
+        return _op(
+            f"{'replace' if replace else 'update'}{suffix}",
+            tag,
+            f"{'Replace' if replace else 'Update (merge)'} a document",
+            scope="write",
+            site=site,
+            params=[*params, if_match],
+            body=_body(ctx, type_name, generic, "Replace" if replace else "Input"),
+            ok={"200": _json(doc, "The updated document", ETAG)},
+            errors=(*write_errors, 409, 413, 415),
+            description=(
+                "PUT replaces the frontmatter (title and content required); PATCH merges, `null` removes a key. "
+                "A new `slug` renames the file and keeps the old URL in `aliases`."
+            ),
+        )
+    if tail == "/{ref}" and method == "DELETE":
+        params += [if_match, _param("permanent", "query", _BOOL, "Remove the file instead of moving it to trash")]
+        return _op(
+            f"delete{suffix}",
+            tag,
+            "Trash a document (or delete it for good)",
+            scope="delete",
+            site=site,
+            params=params,
+            ok={"200": _json(doc, "The trashed document", ETAG), "204": {"description": "Deleted for good"}},
+            errors=write_errors,
+        )
+    verbs = {"publish": "Publish", "unpublish": "Unpublish (back to draft)", "restore": "Restore from the trash"}
+    if method == "POST" and action in verbs:
+        if_match_opt = {**if_match, "required": False}
+        if_match_opt["description"] = if_match["description"].split(";")[0] + "; optional here"
+        return _op(
+            f"{action}{suffix}",
+            tag,
+            f"{verbs[action]}",
+            scope="write",
+            site=site,
+            params=[*params, if_match_opt],
+            ok={"200": _json(doc, "The document after the transition", ETAG)},
+            errors=(400, *AUTH, 404, 412, 422) + ((409,) if action == "restore" else ()),
+        )
+    return _undocumented(tail, method)
+
+
+def _document_components(ctx: _Ctx, type_name: str | None) -> None:
+    name = ctx.prefix(type_name)
+    if f"{name}Input" in ctx.components:
+        return
+    ctype = None if type_name is None else ctx.index.types.get(type_name, ContentType(type_name))
+    full, partial = _document_schemas(ctype)
+    ctx.components[name] = full
+    ctx.components[f"{name}Selection"] = partial
+    ctx.components[f"{name}Input"] = _input_schema(ctype)
+
+
+def _body(ctx: _Ctx, type_name: str | None, generic: bool, kind: str) -> dict[str, Any]:
+    _document_components(ctx, None if generic else type_name)
+    name = ctx.prefix(None if generic else type_name)
+    ctype = None if generic else ctx.index.types.get(type_name or "", ContentType(type_name or ""))
+    if kind == "Input":
+        return {"schema": _ref(f"{name}Input")}
+    builtin = ctype is None or ctype.builtin
+    required = ["title", "content"] if builtin or kind == "Replace" else ["title"]
+    extra: dict[str, Any] = {
+        "required": required,
+        "properties": {"title": {"type": "string"}, "content": {"type": "string"}},
+    }
+    fields = [f for f in (ctype.fields if ctype else ()) if f.required and f.name not in BASE_KEYS]
+    # Schema defaults fill fields left out of a create; a replace must give every required field.
+    needed = [f.name for f in fields if kind == "Replace" or f.default is None]
+    if needed:
+        extra["required"].append("data")
+        extra["properties"]["data"] = {"required": needed}
+    schema = {"allOf": [_ref(f"{name}Input"), extra]}
+    out: dict[str, Any] = {"schema": schema}
+    if ctype is not None and kind == "Create":
+        out["example"] = _example_body(ctype)
+    return out
+
+
+def _example_body(ctype: ContentType) -> dict[str, Any]:
+    data = {f.name: _example_value(f) for f in ctype.fields if f.name not in BASE_KEYS and f.required}
+    body: dict[str, Any] = {"title": f"Example {ctype.name}", "content": "Hello *world*.", "status": "draft"}
+    if data:
+        body["data"] = data
+    return body
+
+
+def _example_value(f: Field) -> Any:
+    lo = f.min if f.min is not None else 0
+    values: dict[str, Any] = {
+        "number": lo,
+        "integer": int(lo),
+        "boolean": True,
+        "date": "2026-01-01",
+        "datetime": "2026-01-01T09:00:00Z",
+        "select": f.options[0] if f.options else None,
+        "tags": ["example"],
+        "list": ["example"],
+        "json": {},
+    }
+    return values.get(f.type, "example"[: f.max_length or 7])
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    if "enum" in schema:
+        return {**schema, "enum": [*schema["enum"], None]}
+    t = schema.get("type")
+    if t is None:
+        return schema
+    types = t if isinstance(t, list) else [t]
+    return {**schema, "type": [*types, "null"]}
+
+
+def field_schema(f: Field) -> dict[str, Any]:
+    """The JSON Schema of one field's value, as cms.content.model._check_value accepts it."""
+    t = f.type
+    schema: dict[str, Any]
+    if t in ("text", "markdown", "image"):
+        schema = {"type": "string"}
+    elif t == "reference":  # several authors, several related documents: a list of references
+        schema = {"type": ["string", "array"], "items": {"type": "string"}}
+    elif t in ("number", "integer"):
+        schema = {"type": t}
+        if f.min is not None:
+            schema["minimum"] = f.min
+        if f.max is not None:
+            schema["maximum"] = f.max
+    elif t == "boolean":
+        schema = {"type": "boolean"}
+    elif t in ("date", "datetime"):
+        schema = {"type": "string", "format": "date" if t == "date" else "date-time"}
+    elif t == "select":
+        schema = {"enum": list(f.options)} if f.options else {"not": {}, "description": "no options declared"}
+    elif t == "tags":  # a comma-separated string is accepted too, as in hand-written frontmatter
+        schema = {"type": ["array", "string"], "items": {"type": "string"}}
+    elif t == "list":
+        schema = {"type": "array", "items": {"type": "string"}}
+    else:  # json: anything
+        schema = {}
+    if f.max_length is not None:
+        if t in ("tags", "list"):
+            schema["maxItems"] = f.max_length
+        if t in ("text", "markdown", "image", "reference"):
+            schema["maxLength"] = f.max_length
+    if f.required:  # null, "" and [] count as missing
+        if "string" in _types(schema):
+            schema["minLength"] = 1
+        if "array" in _types(schema):
+            schema["minItems"] = 1
+    else:
+        schema = _nullable(schema)
+    if f.label and f.label != f.name:
+        schema["title"] = f.label
+    notes = [f.help] if f.help else []
+    if f.unique:
+        notes.append("unique within the type")
+    if f.required:
+        notes.append("required")
+    if f.type == "reference" and f.to:
+        notes.append(f"refers to {f.to}")
+    if notes:
+        schema["description"] = "; ".join(notes)
+    if f.default is not None and isinstance(f.default, str | int | float | bool):
+        schema["default"] = f.default
+    return schema
+
+
+def _types(schema: dict[str, Any]) -> list[str]:
+    t = schema.get("type", [])
+    return t if isinstance(t, list) else [t]
+
+
+def _data_schema(ctype: ContentType | None, *, for_input: bool) -> dict[str, Any]:
+    fields = list(ctype.fields) if ctype else []
+    open_keys = ctype is None or ctype.builtin or not fields
+    # Input: a custom type's data takes its declared fields (any name); responses show the
+    # frontmatter keys that are not base fields, typed by the schema, plus whatever a person wrote.
+    shown = [f for f in fields if (for_input and not open_keys) or f.name not in BASE_KEYS]
+    schema: dict[str, Any] = {"type": "object", "properties": {f.name: field_schema(f) for f in shown}}
+    if for_input and not open_keys:
+        schema["additionalProperties"] = False
+        schema["description"] = "Values of the type's fields; null removes one"
+    else:
+        schema["description"] = (
+            "Frontmatter keys that are not base fields"
+            if not for_input
+            else "Frontmatter keys (identifiers) and their values; null removes one"
+        )
+    return schema
+
+
+def _input_schema(ctype: ContentType | None) -> dict[str, Any]:
+    def base(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+        f = ctype.field(name) if ctype else None
+        if f is not None and f.max_length is not None and "string" in _types(schema):
+            schema = {**schema, "maxLength": f.max_length}
+        return schema
+
+    strings = {"type": ["string", "array", "null"], "items": {"type": "string"}}
+    date_time = {"type": ["string", "null"], "format": "date-time"}
+    nullable_text = {"type": ["string", "null"]}
+    builtin = ctype is None or ctype.builtin
+    title = base("title", {"type": "string", "minLength": 1} if builtin else {"type": ["string", "null"]})
+    props: dict[str, Any] = {
+        "title": {**title, "description": "Required on create and replace"},
+        "content": {"type": ["string", "null"], "description": "Markdown body (null on PATCH: unchanged)"},
+        "slug": {
+            "type": ["string", "null"],
+            "maxLength": 200,
+            "description": "Lower-case letters, digits and '-'; from the title when absent; a new one renames",
+        },
+        "excerpt": base("summary", {**nullable_text, "description": "Summary (written as `summary`)"}),
+        "status": {"enum": list(STATUS_INPUTS), "description": "scheduled needs a future published_at"},
+        "published_at": {**date_time, "description": "Publication moment (written as `date`)"},
+        "expires_at": {**date_time, "description": "After this moment the document is expired"},
+        "tags": {**strings, "description": "Tag slugs (list or comma-separated)"},
+        "categories": {**strings, "description": "Category slugs; must exist when the site has category files"},
+        "author": {**strings, "description": "Author slug(s); must exist when the site has author files"},
+        "featured_image": {**nullable_text, "description": "Path of a file under uploads/"},
+        "seo_title": base("seo_title", nullable_text),
+        "seo_description": base("seo_description", nullable_text),
+        "aliases": {**strings, "description": "Old URLs that redirect here"},
+        "data": _data_schema(ctype, for_input=True),
+    }
+    label = f"a {ctype.name} document" if ctype else "a document"
+    return {
+        "type": "object",
+        "description": (
+            f"Values of {label}. Also accepted: the spellings date/summary/category/image/meta_title..., "
+            "read-only fields sent back from a GET (ignored)"
+            + (", and any other frontmatter key" if builtin else ", and the fields of `data` at the top level")
+            + "."
+        ),
+        "properties": props,
+    }
+
+
+_DATE_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
+_STRING_OR_NULL = {"type": ["string", "null"]}
+
+
+def _document_schemas(ctype: ContentType | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(full document, field selection) response schemas, as DocumentSerializer.as_dict makes them."""
+    props: dict[str, Any] = {
+        "id": {"type": "string", "description": "Permanent id (ULID)"},
+        "hash": {"type": "string", "pattern": "^[0-9a-f]{12}$", "description": "12-hex short hash of the id"},
+        "type": {"const": ctype.name} if ctype else {"type": "string"},
+        "slug": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"enum": [s.value for s in Status]},
+        "excerpt": {"type": "string"},
+        "content": {"type": "string", "description": "Markdown body"},
+        "category": _STRING_OR_NULL,
+        "categories": _STRINGS,
+        "tags": _STRINGS,
+        "author": _STRING_OR_NULL,
+        "authors": _STRINGS,
+        "featured_image": _STRING_OR_NULL,
+        "seo_title": _STRING_OR_NULL,
+        "seo_description": _STRING_OR_NULL,
+        "published_at": _DATE_OR_NULL,
+        "created_at": _DATE_OR_NULL,
+        "updated_at": _DATE_OR_NULL,
+        "expires_at": _DATE_OR_NULL,
+        "url": {"type": "string", "description": "URL on the built site"},
+        "lang": {"type": "string"},
+        "aliases": _STRINGS,
+        "reading_time": {"type": "integer", "minimum": 1},
+        "words": {"type": "integer", "minimum": 0},
+        "data": _data_schema(ctype, for_input=False),
+    }
+    required = list(props)
+    extra = {
+        "html": {"type": "string", "description": "Rendered HTML (render=html or fields=html)"},
+        "snippet": {"type": "string", "description": "Search hit with <mark> (with search)"},
+    }
+    full = {"type": "object", "required": required, "properties": {**props, **extra}, "additionalProperties": False}
+    partial = {
+        "type": "object",
+        "description": "The fields chosen with `fields` (`id` unless left out), `data.<name>` paths, frontmatter keys",
+        "properties": {**props, **extra},
+    }
+    return full, partial
+
+
+# -- taxonomies, authors, types, keys, system -----------------------------------------------
+
+
+def _term_op(ctx: _Ctx, fixed: str | None, one: bool, method: str) -> dict[str, Any]:
+    site = ctx.site
+    params: list[dict[str, Any]] = []
+    taxonomy_404 = () if fixed else (404,)
+    if fixed is None:
+        names = [*site.taxonomy_names, "category", "tag"]
+        params.append(_param("taxonomy", "path", {"enum": names}, "Taxonomy name (category and tag are aliases)"))
+    example = next(iter(sorted(ctx.index.terms.get(fixed or "categories", {}))), None)
+    if one:
+        params.append(_path_param("slug", "Term slug", example))
+    singular = {"categories": "Category", "tags": "Tag"}.get(fixed or "", "Term")
+    plural = {"categories": "Categories", "tags": "Tags"}.get(fixed or "", "Terms")
+    term = _envelope(_ref("Term"))
+    if not one and method == "GET":
+        params += [
+            _param("nested", "query", _BOOL, "Children as objects inside their parents; roots only at the top"),
+            _param("order_by", "query", {"enum": ["name", "slug", "count"]}, "Order (default name)"),
+            _param("hide_empty", "query", _BOOL, "Leave out terms without published documents"),
+        ]
+        data = {"type": "array", "items": _ref("Term")}
+        return _op(
+            f"list{plural}",
+            "taxonomies",
+            f"List {fixed or 'the terms of a taxonomy'}",
+            scope="read",
+            site=site,
+            params=params,
+            ok={"200": _json(_envelope(data, "Count"), "Every term, with live document counts")},
+            errors=(400, *AUTH, *taxonomy_404),
+        )
+    if not one and method == "POST":
+        return _op(
+            f"create{singular}",
+            "taxonomies",
+            f"Create a {singular.lower()}",
+            scope="write",
+            site=site,
+            params=params,
+            body={"schema": {"allOf": [_ref("TermInput"), {"required": ["name"]}]}, "example": {"name": "Filter"}},
+            ok={"201": _json(term, "The new term", LOCATION)},
+            errors=(400, *AUTH, 409, 413, 415, 422, *taxonomy_404),
+        )
+    if method == "GET":
+        return _op(
+            f"get{singular}",
+            "taxonomies",
+            f"Get a {singular.lower()}",
+            scope="read",
+            site=site,
+            params=params,
+            ok={"200": _json(term, "The term")},
+            errors=(400, *AUTH, 404),
+        )
+    if method in ("PUT", "PATCH"):
+        return _op(
+            f"{'replace' if method == 'PUT' else 'update'}{singular}",
+            "taxonomies",
+            f"Update a {singular.lower()} (PUT and PATCH both merge)",
+            scope="write",
+            site=site,
+            params=params,
+            body={"schema": _ref("TermInput")},
+            ok={"200": _json(term, "The updated term")},
+            errors=(400, *AUTH, 404, 413, 415, 422),
+            description="Writes the term's file (created when the term was only named by documents).",
+        )
+    return _op(
+        f"delete{singular}",
+        "taxonomies",
+        f"Delete a {singular.lower()}'s file",
+        scope="delete",
+        site=site,
+        params=params,
+        ok={"204": {"description": "Deleted"}},
+        errors=(*AUTH, 404, 409),
+        description="409 while child terms name it as parent; documents keep naming it.",
+    )
+
+
+def _authors(ctx: _Ctx, *, users: bool, one: bool) -> dict[str, Any]:
+    base = "Users" if users else "Authors"
+    if one:
+        example = next(iter(sorted(ctx.index.terms.get("authors", {}))), None)
+        return _op(
+            f"get{base[:-1]}",
+            "authors",
+            "Get an author" + (" (same as /authors)" if users else ""),
+            scope="read",
+            site=ctx.site,
+            params=[_path_param("slug", "Author slug", example)],
+            ok={"200": _json(_envelope(_ref("Author")), "The author")},
+            errors=(400, *AUTH, 404),
+        )
+    return _op(
+        f"list{base}",
+        "authors",
+        "List authors" + (" (same as /authors)" if users else ""),
+        scope="read",
+        site=ctx.site,
+        ok={"200": _json(_envelope({"type": "array", "items": _ref("Author")}, "Count"), "Every author")},
+        errors=(400, *AUTH),
+    )
+
+
+def _type_name_param(ctx: _Ctx) -> dict[str, Any]:
+    custom = [t for t in sorted(ctx.index.types) if t not in ("posts", "pages")]
+    return _path_param("name", "Content type name", custom[0] if custom else "posts", TYPE_NAME)
+
+
+def _types_op(kind: str) -> Callable[[_Ctx], dict[str, Any]]:
+    def build(ctx: _Ctx) -> dict[str, Any]:
+        info = _envelope(_ref("ContentType"))
+        site = ctx.site
+        if kind == "list":
+            data = {"type": "array", "items": _ref("ContentType")}
+            return _op(
+                "listContentTypes",
+                "content-types",
+                "List content types",
+                scope="read",
+                site=site,
+                ok={"200": _json(_envelope(data, "Count"), "Every type")},
+                errors=(400, *AUTH),
+            )
+        if kind == "create":
+            example = {"name": "events", "fields": [{"name": "starts", "type": "datetime", "required": True}]}
+            return _op(
+                "createContentType",
+                "content-types",
+                "Create a content type (writes content/<name>/_type.yaml)",
+                scope="admin",
+                site=site,
+                body={"schema": {"allOf": [_ref("ContentTypeInput"), {"required": ["name"]}]}, "example": example},
+                ok={"201": _json(info, "The new type", LOCATION)},
+                errors=(400, *AUTH, 409, 413, 415, 422),
+            )
+        if kind == "get":
+            return _op(
+                "getContentType",
+                "content-types",
+                "Get a content type",
+                scope="read",
+                site=site,
+                params=[_type_name_param(ctx)],
+                ok={"200": _json(info, "The type")},
+                errors=(400, *AUTH, 404),
+            )
+        if kind == "update":
+            return _op(
+                "updateContentType",
+                "content-types",
+                "Update a content type (merge; `fields` replaces the list)",
+                scope="admin",
+                site=site,
+                params=[_type_name_param(ctx)],
+                body={"schema": _ref("ContentTypeInput")},
+                ok={"200": _json(info, "The updated type")},
+                errors=(400, *AUTH, 404, 413, 415, 422),
+                description="For posts and pages, `fields` lists only the fields added to the built-in ones.",
+            )
+        return _op(
+            "deleteContentType",
+            "content-types",
+            "Delete a content type's schema",
+            scope="admin",
+            site=site,
+            params=[_type_name_param(ctx), _param("force", "query", _BOOL, "Delete its documents too")],
+            ok={"204": {"description": "Deleted"}},
+            errors=(400, *AUTH, 404, 409),
+            description="409 for built-in types, and for types with documents unless force=true.",
+        )
+
+    return build
+
+
+def _keys_op(kind: str) -> Callable[[_Ctx], dict[str, Any]]:
+    def build(ctx: _Ctx) -> dict[str, Any]:
+        site = ctx.site
+        key_id = [_path_param("id", "Key id (12 characters, the part after cms_)")]
+        key = _envelope(_ref("ApiKey"))
+        issued = _envelope(_ref("IssuedApiKey"))
+        if kind == "list":
+            data = {"type": "array", "items": _ref("ApiKey")}
+            return _op(
+                "listApiKeys",
+                "api-keys",
+                "List API keys",
+                scope="admin",
+                site=site,
+                ok={"200": _json(_envelope(data, "Count"), "Every key (never a secret)")},
+                errors=(400, *AUTH),
+            )
+        if kind == "create":
+            return _op(
+                "createApiKey",
+                "api-keys",
+                "Issue an API key (the token is shown once)",
+                scope="admin",
+                site=site,
+                body={"schema": _ref("ApiKeyInput"), "example": {"name": "deploy bot", "scopes": ["read"]}},
+                ok={"201": _json(issued, "The key with its token", LOCATION)},
+                errors=(400, *AUTH, 413, 415, 422),
+            )
+        if kind == "status":
+            return _op(
+                "getApiKeyStatus",
+                "api-keys",
+                "The calling key's own status",
+                scope="any",
+                site=site,
+                ok={"200": _json(_envelope(_ref("KeyStatus")), "The calling key")},
+                errors=(401, 429),
+            )
+        summaries = {
+            "get": ("getApiKey", "Get an API key", key, "The key"),
+            "delete": ("revokeApiKey", "Revoke an API key", None, ""),
+            "disable": ("disableApiKey", "Disable an API key", key, "The key"),
+            "enable": ("enableApiKey", "Enable an API key", key, "The key"),
+            "rotate": ("rotateApiKey", "Rotate an API key (new token, same id)", issued, "The key with its new token"),
+        }
+        op_id, summary, schema, text = summaries[kind]
+        ok = {"204": {"description": "Revoked"}} if schema is None else {"200": _json(schema, text)}
+        return _op(op_id, "api-keys", summary, scope="admin", site=site, params=key_id, ok=ok, errors=(*AUTH, 404))
+
+    return build
+
+
+def _audit(ctx: _Ctx) -> dict[str, Any]:
+    params = [
+        _param("page", "query", {"type": "integer", "minimum": 1, "maximum": 1_000_000}, "Page number"),
+        _param("per_page", "query", {"type": "integer", "minimum": 1, "maximum": 500}, "Page size (default 50)"),
+        _param("action", "query", _TEXT, "Action prefix, e.g. `posts` or `posts.create`"),
+        _param("key_id", "query", _TEXT, "Only writes by this key"),
+    ]
+    data = {"type": "array", "items": _ref("AuditEntry")}
+    return _op(
+        "listAudit",
+        "audit",
+        "Read the audit log, newest first",
+        scope="admin",
+        site=ctx.site,
+        params=params,
+        ok={"200": _json(_envelope(data, "Pagination"), "One page of entries")},
+        errors=(400, *AUTH),
+    )
+
+
+def _webhooks_op(kind: str) -> Callable[[_Ctx], dict[str, Any]]:
+    def build(ctx: _Ctx) -> dict[str, Any]:
+        site = ctx.site
+        hook_id = [_path_param("id", "Webhook id (wh_... or cfg_... for cms.toml ones)")]
+        hook = _envelope(_ref("Webhook"))
+        accepted = "Accepted: queued in the outbox"
+        if kind == "list":
+            data = {"type": "array", "items": _ref("Webhook")}
+            return _op(
+                "listWebhooks",
+                "webhooks",
+                "List webhook subscriptions",
+                scope="admin",
+                site=site,
+                ok={"200": _json(_envelope(data, "Count"), "Every subscription")},
+                errors=(400, *AUTH),
+            )
+        if kind == "create":
+            example = {"name": "deploy", "url": "https://hooks.example.org/cms", "events": ["post.published"]}
+            return _op(
+                "createWebhook",
+                "webhooks",
+                "Subscribe a URL to events",
+                scope="admin",
+                site=site,
+                body={"schema": {"allOf": [_ref("WebhookInput"), {"required": ["name", "url"]}]}, "example": example},
+                ok={"201": _json(_envelope(_ref("Webhook")), "The subscription (and its secret, once)", LOCATION)},
+                errors=(400, *AUTH, 413, 415, 422),
+                description="The URL must resolve to public addresses on port 80 or 443 (SSRF guard).",
+            )
+        if kind == "get":
+            ok = {"200": _json(hook, "The subscription")}
+            return _op(
+                "getWebhook",
+                "webhooks",
+                "Get a webhook",
+                scope="admin",
+                site=site,
+                params=hook_id,
+                ok=ok,
+                errors=(*AUTH, 404),
+            )
+        if kind == "update":
+            return _op(
+                "updateWebhook",
+                "webhooks",
+                "Update a webhook (merge)",
+                scope="admin",
+                site=site,
+                params=hook_id,
+                body={"schema": _ref("WebhookInput")},
+                ok={"200": _json(hook, "The subscription")},
+                errors=(400, *AUTH, 404, 409, 413, 415, 422),
+                description="409 for webhooks declared in cms.toml. Enabling clears the failure state.",
+            )
+        if kind == "delete":
+            return _op(
+                "deleteWebhook",
+                "webhooks",
+                "Delete a webhook (pending deliveries are cancelled)",
+                scope="admin",
+                site=site,
+                params=hook_id,
+                ok={"204": {"description": "Deleted"}},
+                errors=(*AUTH, 404, 409),
+            )
+        if kind == "test":
+            data = _obj({"event_id": _TEXT, "delivery_id": {"type": ["integer", "null"]}})
+            return _op(
+                "testWebhook",
+                "webhooks",
+                "Queue a webhook.test event for this subscription",
+                scope="admin",
+                site=site,
+                params=hook_id,
+                ok={"202": _json(_envelope(data), accepted)},
+                errors=(*AUTH, 404),
+            )
+        if kind == "deliveries":
+            params = [
+                *hook_id,
+                _param("page", "query", {"type": "integer", "minimum": 1, "maximum": 1_000_000}, "Page number"),
+                _param("per_page", "query", {"type": "integer", "minimum": 1, "maximum": 200}, "Page size (50)"),
+            ]
+            data = {"type": "array", "items": _ref("Delivery")}
+            return _op(
+                "listWebhookDeliveries",
+                "webhooks",
+                "A webhook's deliveries with their attempts, newest first",
+                scope="admin",
+                site=site,
+                params=params,
+                ok={"200": _json(_envelope(data, "Pagination"), "One page of deliveries")},
+                errors=(400, *AUTH, 404),
+            )
+        if kind == "redeliver":
+            delivery = _param(
+                "delivery", "path", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}, "Delivery id"
+            )
+            data = _obj({"delivery_id": {"type": "integer"}, "status": {"const": "pending"}})
+            return _op(
+                "redeliverWebhook",
+                "webhooks",
+                "Send a delivery again now",
+                scope="admin",
+                site=site,
+                params=[*hook_id, delivery],
+                ok={"202": _json(_envelope(data), accepted)},
+                errors=(*AUTH, 404),
+            )
+        data = _obj({"event_id": _TEXT, "event": _TEXT})
+        body = {
+            "schema": _obj(
+                {"event": {"enum": list(KNOWN_EVENTS)}, "payload": {"type": "object", "description": "Sent as is"}},
+                ["event"],
+                closed=False,
+            ),
+            "example": {"event": "build.completed", "payload": {"ok": True}},
+        }
+        return _op(
+            "triggerWebhookEvent",
+            "webhooks",
+            "Publish an event to every subscriber",
+            scope="admin",
+            site=site,
+            body=body,
+            ok={"202": _json(_envelope(data), accepted)},
+            errors=(400, *AUTH, 413, 415, 422),
+        )
+
+    return build
+
+
+def _system(op_id: str, summary: str, schema: str) -> Callable[[_Ctx], dict[str, Any]]:
+    def build(ctx: _Ctx) -> dict[str, Any]:
+        return _op(
+            op_id,
+            "system",
+            summary,
+            scope=None,
+            ok={"200": _json(_envelope(_ref(schema)), summary)},
+            errors=(400,),
+        )
+
+    return build
+
+
+def _meta(kind: str) -> Callable[[_Ctx], dict[str, Any]]:
+    def build(ctx: _Ctx) -> dict[str, Any]:
+        if kind == "openapi":
+            ok = {"200": _json({"type": "object", "required": ["openapi", "paths"]}, "The OpenAPI 3.1 document")}
+            return _op("getOpenApi", "meta", "This OpenAPI 3.1 document", scope=None, ok=ok, errors=(400,))
+        page = {"description": "One self-contained HTML page", "content": {"text/html": {"schema": _TEXT}}}
+        page["headers"] = {"Content-Security-Policy": _header("Allows nothing but the page itself")}
+        return _op("getApiDocs", "meta", "The API reference as HTML", scope=None, ok={"200": page}, errors=(400,))
+
+    return build
+
+
+_STATIC: dict[tuple[str, str], Callable[[_Ctx], dict[str, Any]]] = {
+    ("/api/v1/health", "GET"): _system("getHealth", "Health of the index", "Health"),
+    ("/api/v1/settings", "GET"): _system("getSettings", "Public site settings", "Settings"),
+    ("/api/v1/content", "GET"): lambda ctx: _list_all(ctx),
+    ("/api/v1/authors", "GET"): lambda ctx: _authors(ctx, users=False, one=False),
+    ("/api/v1/authors/{slug}", "GET"): lambda ctx: _authors(ctx, users=False, one=True),
+    ("/api/v1/users", "GET"): lambda ctx: _authors(ctx, users=True, one=False),
+    ("/api/v1/users/{slug}", "GET"): lambda ctx: _authors(ctx, users=True, one=True),
+    ("/api/v1/content-types", "GET"): _types_op("list"),
+    ("/api/v1/content-types", "POST"): _types_op("create"),
+    ("/api/v1/content-types/{name}", "GET"): _types_op("get"),
+    ("/api/v1/content-types/{name}", "PATCH"): _types_op("update"),
+    ("/api/v1/content-types/{name}", "DELETE"): _types_op("delete"),
+    ("/api/v1/api-keys", "GET"): _keys_op("list"),
+    ("/api/v1/api-keys", "POST"): _keys_op("create"),
+    ("/api/v1/api-keys/{id}", "GET"): _keys_op("get"),
+    ("/api/v1/api-keys/{id}", "DELETE"): _keys_op("delete"),
+    ("/api/v1/api-keys/{id}/disable", "POST"): _keys_op("disable"),
+    ("/api/v1/api-keys/{id}/enable", "POST"): _keys_op("enable"),
+    ("/api/v1/api-keys/{id}/rotate", "POST"): _keys_op("rotate"),
+    ("/api/v1/api-key/status", "GET"): _keys_op("status"),
+    ("/api/v1/audit", "GET"): _audit,
+    ("/api/v1/webhooks", "GET"): _webhooks_op("list"),
+    ("/api/v1/webhook/list", "GET"): _webhooks_op("list"),
+    ("/api/v1/webhooks", "POST"): _webhooks_op("create"),
+    ("/api/v1/webhooks/{id}", "GET"): _webhooks_op("get"),
+    ("/api/v1/webhooks/{id}", "PATCH"): _webhooks_op("update"),
+    ("/api/v1/webhooks/{id}", "DELETE"): _webhooks_op("delete"),
+    ("/api/v1/webhooks/{id}/test", "POST"): _webhooks_op("test"),
+    ("/api/v1/webhooks/{id}/deliveries", "GET"): _webhooks_op("deliveries"),
+    ("/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver", "POST"): _webhooks_op("redeliver"),
+    ("/api/v1/webhook/trigger", "POST"): _webhooks_op("trigger"),
+    (OPENAPI_PATH, "GET"): _meta("openapi"),
+    (DOCS_PATH, "GET"): _meta("docs"),
+}
+
+
+def _list_all(ctx: _Ctx) -> dict[str, Any]:
+    _document_components(ctx, None)
+    items = {"type": "array", "items": {"anyOf": [_ref("Document"), _ref("DocumentSelection")]}}
+    return _op(
+        "listAllContent",
+        "content",
+        "List documents of every type",
+        scope="read",
+        site=ctx.site,
+        params=_list_params(ctx),
+        ok={"200": _json(_envelope(items, "Pagination"), "One page of documents", LIST_HEADERS)},
+        errors=(400, *AUTH, 404, 422),
+        description="`type=` narrows it to one type (404 for an unknown one).",
+    )
+
+
+# -- shared components --------------------------------------------------------------------
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None, *, closed: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "object", "required": list(props) if required is None else required}
+    out["properties"] = props
+    if closed:
+        out["additionalProperties"] = False
+    return out
+
+
+_INT = {"type": "integer"}
+_ANY: dict[str, Any] = {}
+
+
+def _static_schemas(site: Site) -> dict[str, Any]:
+    field_types = sorted(FIELD_TYPES)
+    key_props = {
+        "id": _TEXT,
+        "name": _TEXT,
+        "scopes": {"type": "array", "items": {"enum": list(SCOPES)}},
+        "types": {"type": ["array", "null"], "items": _TEXT, "description": "null: every content type"},
+        "last4": _TEXT,
+        "has_secret": _BOOL,
+        "enabled": _BOOL,
+        "created_at": {"type": "string", "format": "date-time"},
+        "last_used_at": _DATE_OR_NULL,
+        "expires_at": _DATE_OR_NULL,
+    }
+    field_def = {
+        "name": {"type": "string", "pattern": FIELD_NAME},
+        "type": {"enum": field_types},
+        "label": _TEXT,
+        "required": {"const": True},
+        "unique": {"const": True},
+        "default": _ANY,
+        "min": {"type": "number"},
+        "max": {"type": "number"},
+        "max_length": {"type": "integer", "minimum": 0},
+        "to": _ANY,
+        "options": {"type": "array"},
+        "help": _TEXT,
+    }
+    term = {
+        "slug": _TEXT,
+        "name": _TEXT,
+        "description": _TEXT,
+        "taxonomy": _TEXT,
+        "parent": _STRING_OR_NULL,
+        "post_count": {"type": "integer", "minimum": 0},
+        "url": _TEXT,
+        "children": {
+            "type": "array",
+            "items": {"anyOf": [_TEXT, _ref("Term")]},
+            "description": "Child slugs; with nested=true the child terms themselves",
+        },
+    }
+    return {
+        "Error": _obj(
+            {
+                "error": _obj(
+                    {
+                        "code": {"type": "string", "description": "Stable machine-readable code, e.g. NOT_FOUND"},
+                        "message": {"type": "string", "description": "What went wrong, for people"},
+                        "details": {"type": "object", "description": "Field messages, current_etag, retry_after..."},
+                    }
+                )
+            }
+        ),
+        "Pagination": _obj(
+            {
+                "total": {"type": "integer", "minimum": 0},
+                "page": {"type": "integer", "minimum": 1},
+                "per_page": {"type": "integer", "minimum": 1},
+                "total_pages": {"type": "integer", "minimum": 1},
+                "has_next": _BOOL,
+                "has_prev": _BOOL,
+            }
+        ),
+        "Count": _obj({"total": {"type": "integer", "minimum": 0}}),
+        "Health": _obj(
+            {
+                "status": {"const": "ok"},
+                "version": _TEXT,
+                "documents": _INT,
+                "problems": {"type": "integer", "description": "Content files that could not be loaded cleanly"},
+                "search_ready": _BOOL,
+                "generation": {"type": "integer", "description": "Changes with every change of the index"},
+            }
+        ),
+        "Settings": _obj(
+            {
+                "title": _TEXT,
+                "description": _TEXT,
+                "base_url": _TEXT,
+                "language": _TEXT,
+                "timezone": _TEXT,
+                "per_page": _INT,
+                "max_per_page": _INT,
+                "taxonomies": _STRINGS,
+                "content_types": _STRINGS,
+            }
+        ),
+        "Term": _obj(term, [k for k in term if k != "children"]),
+        "TermInput": _obj(
+            {
+                "name": {"type": ["string", "null"], "description": "Display name (required on create)"},
+                "slug": {"type": ["string", "null"], "description": "On create; from the name when absent"},
+                "description": _STRING_OR_NULL,
+                "parent": {"type": ["string", "null"], "description": "Slug of an existing term (no cycles)"},
+            },
+            [],
+            closed=False,
+        )
+        | {"description": "Also accepted and ignored: id, post_count, count, children, url. Other keys: 422."},
+        "Author": _obj(
+            {
+                "slug": _TEXT,
+                "name": _TEXT,
+                "role": _ANY,
+                "website": _ANY,
+                "avatar": _ANY,
+                "bio": _TEXT,
+                "post_count": {"type": "integer", "minimum": 0},
+                "url": _TEXT,
+                "email": {**_ANY, "description": "Only for admin keys"},
+            },
+            ["slug", "name", "role", "website", "avatar", "bio", "post_count", "url"],
+        ),
+        "FieldDefinition": _obj(field_def, ["name", "type", "label"]),
+        "FieldInput": _obj(
+            {
+                "name": {"type": "string", "pattern": FIELD_NAME},
+                "type": {"enum": sorted({*field_types, *FIELD_TYPE_ALIASES})},
+                "label": _TEXT,
+                "required": _BOOL,
+                "default": _ANY,
+                "unique": _BOOL,
+                "min": {"type": ["number", "null"]},
+                "max": {"type": ["number", "null"]},
+                "max_length": {"type": ["integer", "null"], "minimum": 0},
+                "maxLength": {"type": ["integer", "null"], "minimum": 0},
+                "options": {"type": ["array", "null"]},
+                "to": {"type": ["string", "null"], "description": "reference: the type or taxonomy referred to"},
+                "help": _TEXT,
+            },
+            ["name"],
+        ),
+        "ContentType": _obj(
+            {
+                "name": {"type": "string", "pattern": TYPE_NAME},
+                "label": _TEXT,
+                "description": _TEXT,
+                "title_field": _TEXT,
+                "slug_field": _TEXT,
+                "pages": _BOOL,
+                "template": _STRING_OR_NULL,
+                "builtin": _BOOL,
+                "fields": {"type": "array", "items": _ref("FieldDefinition")},
+                "documents": {"type": "integer", "minimum": 0},
+                "endpoint": _TEXT,
+            }
+        ),
+        "ContentTypeInput": _obj(
+            {
+                "name": {"type": "string", "pattern": TYPE_NAME, "description": "On create (ignored on update)"},
+                "label": _STRING_OR_NULL,
+                "description": _STRING_OR_NULL,
+                "fields": {
+                    "type": ["array", "null"],
+                    "items": _ref("FieldInput"),
+                    "description": "The fields (a {name: {...}} map is accepted too)",
+                },
+                "title_field": _STRING_OR_NULL,
+                "slug_field": _STRING_OR_NULL,
+                "titleField": _STRING_OR_NULL,
+                "slugField": _STRING_OR_NULL,
+                "pages": {"type": "boolean", "description": "Whether the build gives each document a page"},
+                "template": _STRING_OR_NULL,
+                "icon": _ANY,
+                "builtin": {**_ANY, "description": "Ignored"},
+            },
+            [],
+        ),
+        "ApiKey": _obj(key_props),
+        "IssuedApiKey": _obj(
+            {
+                **key_props,
+                "key": {"type": "string", "pattern": "^cms_", "description": "The token: shown only now"},
+                "secret": {"type": "string", "description": "Only for keys created with_secret: shown only now"},
+                "notice": _TEXT,
+            },
+            [*key_props, "key", "notice"],
+        ),
+        "ApiKeyInput": _obj(
+            {
+                "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                "scopes": {
+                    "type": ["array", "string"],
+                    "items": {"enum": list(SCOPES)},
+                    "minItems": 1,
+                    "description": "write and delete include read; admin includes everything (default [read])",
+                },
+                "expires_at": _DATE_OR_NULL,
+                "with_secret": {"type": "boolean", "description": "Also require X-API-Secret"},
+                "types": {"type": ["array", "null"], "items": _TEXT, "description": "Limit the key to these types"},
+            },
+            ["name"],
+        ),
+        "KeyStatus": _obj({"has_key": {"const": True}, **key_props}),
+        "AuditEntry": _obj(
+            {
+                "time": {"type": "string", "format": "date-time"},
+                "action": {"type": "string", "description": "e.g. posts.create, api-keys.rotate"},
+                "target": {"type": "string", "description": "The request path"},
+                "result": {"type": "integer", "description": "HTTP status of the answer"},
+                "key_id": _STRING_OR_NULL,
+                "key_name": _STRING_OR_NULL,
+                "client": _STRING_OR_NULL,
+                "method": _TEXT,
+            },
+            closed=False,
+        ),
+    }
+
+
+def _webhook_schemas() -> dict[str, Any]:
+    patterns = [
+        {"enum": ["*", *KNOWN_EVENTS, *EVENT_ALIASES]},
+        {"type": "string", "pattern": "\\.\\*$"},
+        {"type": "string", "pattern": "^\\*\\."},
+    ]
+    types = {"type": ["array", "null"], "items": _TEXT, "description": "Only document events of these types"}
+    return {
+        "Webhook": _obj(
+            {
+                "id": _TEXT,
+                "name": _TEXT,
+                "url": _TEXT,
+                "events": _STRINGS,
+                "content_types": {"type": ["array", "null"], "items": _TEXT},
+                "enabled": _BOOL,
+                "source": {"type": "string", "description": "api, cli or config"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "failing_since": _STRING_OR_NULL,
+                "disabled_reason": _STRING_OR_NULL,
+                "secret_hint": {"type": "string", "description": "The secret's first characters"},
+                "secret": {"type": "string", "description": "The generated signing secret: shown only at creation"},
+                "notice": _TEXT,
+            },
+            ["id", "name", "url", "events", "content_types", "enabled", "source", "created_at", "secret_hint"],
+        ),
+        "WebhookInput": _obj(
+            {
+                "name": {"type": "string", "minLength": 1},
+                "url": {"type": "string", "format": "uri", "maxLength": 2048, "description": "http(s), public host"},
+                "events": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"anyOf": patterns},
+                    "description": "Event names, `*`, `post.*` or `*.published` (default [*])",
+                },
+                "content_types": types,
+                "contentTypes": {**types, "description": "Same as content_types"},
+                "secret": {
+                    "type": "string",
+                    "minLength": 16,
+                    "description": "Signing secret (whsec_ + base64, or 16+ characters); generated when absent",
+                },
+                "enabled": _BOOL,
+            },
+            [],
+        ),
+        "Delivery": _obj(
+            {
+                "id": _INT,
+                "event_id": _TEXT,
+                "event": _TEXT,
+                "status": {"type": "string", "description": "pending, sending, delivered, failed or cancelled"},
+                "attempts": _INT,
+                "last_status": {"type": ["integer", "null"]},
+                "created_at": _STRING_OR_NULL,
+                "next_attempt_at": _STRING_OR_NULL,
+                "finished_at": _STRING_OR_NULL,
+                "log": {"type": "array", "items": {"type": "object"}, "description": "One entry per attempt"},
+            },
+            closed=False,
+        ),
+    }
+
+
+def _error_responses() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for status, name in ERROR_NAMES.items():
+        response = _json(_ref("Error"), ERROR_TEXT[status])
+        if status == 401:
+            response["headers"] = {"WWW-Authenticate": _header('`Bearer realm="cms"`')}
+        if status == 429:
+            response["headers"] = {"Retry-After": _header("Seconds to wait", {"type": "string", "pattern": "^[0-9]+$"})}
+        out[name] = response
+    return out
+
+
+def _security_schemes(site: Site) -> dict[str, Any]:
+    secret = " Keys created with a secret also need `X-API-Secret`."
+    schemes: dict[str, Any] = {
+        "ApiKeyHeader": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-API-Key",
+            "description": "An API key (`cms_<id>_<secret>`)." + secret,
+        },
+        "Bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The same key as `Authorization: Bearer cms_...`." + secret,
+        },
+    }
+    if site.api.allow_query_token:
+        schemes["ApiTokenQuery"] = {
+            "type": "apiKey",
+            "in": "query",
+            "name": "api_token",
+            "description": "Enabled by api.allow_query_token (also `api_token` in a JSON body). Ends up in logs.",
+        }
+    return schemes

@@ -1,0 +1,209 @@
+"""The live preview of `cms serve`: the site as `cms build` would make it, from the live index,
+refreshed after every change, with live reload in open browser tabs.
+
+The preview is an incremental build into `.cms/preview/` (the same code as `cms build`, so what
+you preview is what you deploy), re-run a moment after any event (API write, hand edit, schedule)
+or theme/config change; a server-sent event then tells open tabs to reload. The reload script is
+a file, not inline code, so the preview can send a strict Content-Security-Policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from cms.config import Site
+from cms.content.index import Index
+from cms.events.bus import Bus, Event
+from cms.render.build import build
+from cms.render.theme import theme_dirs
+
+log = logging.getLogger("cms.preview")
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+RELOAD_JS = b"""// cms serve live reload: reload this tab when the preview was rebuilt.
+(function () {
+  var source = new EventSource("/_cms/livereload");
+  source.addEventListener("reload", function () { window.location.reload(); });
+})();
+"""
+_DEBOUNCE_S = 0.05
+
+
+class Preview:
+    """Keeps `.cms/preview/` built from the live index and tells browsers when it changed."""
+
+    def __init__(self, site: Site, index: Index, bus: Bus, *, drafts: bool = False) -> None:
+        self.site = site
+        self.index = index
+        self.drafts = drafts
+        self.out = site.state_dir / "preview"
+        self.version = 0
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._theme_watch: threading.Thread | None = None
+        self._waiters: set[asyncio.Queue[int]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        bus.subscribe(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        if event.name != "build.completed":
+            self._dirty.set()
+
+    def rebuild(self) -> None:
+        started = time.perf_counter()
+        result = build(self.site, self.index, out=self.out, drafts=self.drafts, base_url="")
+        if result.errors:
+            for error in result.errors:
+                log.error("preview: %s", error)
+        if result.written or result.removed or self.version == 0:
+            self.version += 1
+            self._notify()
+        log.info("preview rebuilt in %.0f ms: %s", (time.perf_counter() - started) * 1000, result.summary())
+
+    def _notify(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        for queue in list(self._waiters):
+            loop.call_soon_threadsafe(queue.put_nowait, self.version)
+
+    def start(self) -> None:
+        self._dirty.set()  # the first build runs in the thread: the API is up at once
+        self._thread = threading.Thread(target=self._run, name="cms-preview", daemon=True)
+        self._thread.start()
+        self._theme_watch = threading.Thread(target=self._watch_theme, name="cms-preview-theme", daemon=True)
+        self._theme_watch.start()
+
+    def _run(self) -> None:
+        seen = -1
+        while not self._stop.is_set():
+            # Index changes (API writes, hand edits) show in `generation` at once; events cover the
+            # rest (schedules passing). Polling an int every 50 ms costs nothing and keeps reloads fast.
+            changed = self._dirty.wait(_DEBOUNCE_S) or self.index.generation != seen
+            if changed:
+                time.sleep(_DEBOUNCE_S)  # let a burst of writes settle into one rebuild
+                self._dirty.clear()
+                seen = self.index.generation
+                try:
+                    self.rebuild()
+                except Exception:  # noqa: BLE001 - a broken template must not stop the preview
+                    log.exception("preview rebuild failed")
+
+    def _watch_theme(self) -> None:
+        """Theme files and cms.toml are not content: watch them here."""
+        from watchfiles import watch
+
+        paths = [str(d) for d in theme_dirs(self.site)] + [str(self.site.root / "cms.toml")]
+        try:
+            for _changes in watch(
+                *paths,
+                stop_event=self._stop,
+                debounce=50,
+                step=20,
+                rust_timeout=200,
+                yield_on_timeout=False,
+                raise_interrupt=False,
+            ):
+                if (self.site.root / "cms.toml").exists():
+                    try:
+                        self.site = Site.load(self.site.root)
+                    except Exception:  # noqa: BLE001 - keep the last good config while the file is being edited
+                        log.exception("cms.toml has an error; the preview keeps the last good settings")
+                self._dirty.set()
+        except Exception:  # noqa: BLE001
+            log.exception("theme watcher stopped")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._dirty.set()
+        for thread in (self._thread, self._theme_watch):
+            if thread is not None:
+                thread.join(5)
+
+    # -- HTTP ------------------------------------------------------------------------------------
+    async def page(self, request: Request) -> Response:
+        self._loop = asyncio.get_running_loop()
+        rel = request.path_params.get("path", "")
+        if rel == "api" or rel.startswith(("api/", "uploads/")):
+            raise HTTPException(404)  # API answers keep the JSON error envelope
+        target = self._file(rel)
+        if target is None:
+            missing = self.out / "404.html"
+            if missing.is_file():
+                return self._html(missing.read_bytes(), 404)
+            return PlainTextResponse("not found", status_code=404)
+        if target.suffix == ".html":
+            return self._html(target.read_bytes(), 200)
+        media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        return FileResponse(
+            target, media_type=media, headers={"Cache-Control": "no-cache", "Content-Security-Policy": CSP}
+        )
+
+    def _file(self, rel: str) -> Path | None:
+        if "\x00" in rel or ".." in Path(rel).parts:
+            return None
+        root = self.out.resolve()
+        candidate = (self.out / rel).resolve()
+        if not candidate.is_relative_to(root):
+            return None
+        if candidate.is_dir():
+            candidate = candidate / "index.html"
+        return candidate if candidate.is_file() else None
+
+    def _html(self, body: bytes, status: int) -> Response:
+        tag = b'<script src="/_cms/livereload.js" defer></script>'
+        body = body.replace(b"</body>", tag + b"</body>", 1) if b"</body>" in body else body + tag
+        return Response(
+            body,
+            status_code=status,
+            media_type="text/html; charset=utf-8",
+            headers={"Cache-Control": "no-cache", "Content-Security-Policy": CSP},
+        )
+
+    async def reload_script(self, request: Request) -> Response:
+        return Response(RELOAD_JS, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+    async def events(self, request: Request) -> Response:
+        """Server-sent events: `reload` whenever the preview was rebuilt with changes."""
+        self._loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        self._waiters.add(queue)
+
+        async def stream() -> Any:
+            try:
+                yield b"retry: 500\n\n"
+                while True:
+                    try:
+                        version = await asyncio.wait_for(queue.get(), timeout=15)
+                        yield f"event: reload\ndata: {version}\n\n".encode()
+                    except TimeoutError:
+                        yield b": keep-alive\n\n"
+                    if await request.is_disconnected():
+                        break
+            finally:
+                self._waiters.discard(queue)
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/_cms/livereload.js", self.reload_script, methods=["GET"]),
+            Route("/_cms/livereload", self.events, methods=["GET"]),
+            Route("/", self.page, methods=["GET", "HEAD"]),
+            Route("/{path:path}", self.page, methods=["GET", "HEAD"]),
+        ]
