@@ -349,6 +349,8 @@ class Index:
             self._remove(old.id)
             self.search.remove(old.id)
             return Change("deleted", old, None)
+        if old is not None and rel not in self.problems and self._unchanged(rel, old):
+            return None  # seen again (the watcher after a store write): no re-parse, caches stay warm
         self._displaced = None
         new = self._load_document(rel, loc)
         if new is None:  # unreadable now: keep serving the last good version, report the file
@@ -362,6 +364,10 @@ class Index:
             self.search.remove(old.id)
             return Change("updated", old, new)
         return Change("updated" if old else "created", old, new)
+
+    def _unchanged(self, rel: str, old: Document) -> bool:
+        read = self._read(rel)
+        return read is not None and etag_of(read[0]) == old.etag
 
     # -- lookups -----------------------------------------------------------------------------
     def get(self, ref: str, type_name: str | None = None) -> Document:

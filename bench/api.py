@@ -1,0 +1,190 @@
+"""API throughput and latency on a generated corpus, against a real `cms serve` on 127.0.0.1.
+
+    python -m bench.api --posts 10000 [--duration 10] [--connections 32]
+
+Starts the server in a subprocess (one uvicorn worker, watcher on, rate limits off so the load
+generator measures the server, not the limiter), then loads it from another process: `wrk` when it
+is installed (Debian package `wrk`), otherwise a bounded asyncio client in a subprocess. Prints
+requests/s and latency percentiles for: a hello endpoint (/api/v1/health), a list with filter +
+sort + page, a get by slug, and a full-text search; then the ratio of each to hello.
+Targets (issue: REST API): list/get throughput >= 50% of hello's; p99 <= 25 ms at 32 connections.
+Also measures, in-process, what authentication + rate limiting add to a list request (target
+<= 0.3 ms median).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.corpus import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "bench" / ".corpus"
+
+
+def corpus(posts: int) -> Path:
+    folder = CORPUS / f"api-{posts}"
+    if not (folder / "cms.toml").exists():
+        generate(folder, posts, seed=1)
+    config = (folder / "cms.toml").read_text()
+    if "[api]" not in config:
+        (folder / "cms.toml").write_text(config + "\n[api]\nrate_limit_per_minute = 0\nrate_limit_per_day = 0\n")
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(site: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
+    key = subprocess.run([sys.executable, "-m", "cms", "keys", "create", "--name", "bench", "--scopes", "admin",
+                          "--site", str(site)], capture_output=True, text=True, check=True).stdout
+    token = re.search(r"key:\s+(\S+)", key).group(1)  # type: ignore[union-attr]
+    proc = subprocess.Popen([sys.executable, "-m", "cms", "serve", "--site", str(site), "--port", str(port),
+                             "--no-preview", "--log-level", "warning"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    import httpx
+
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
+                return proc, token
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def wrk(url: str, token: str, seconds: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(["timeout", str(seconds + 30), "wrk", "-t2", f"-c{connections}", f"-d{seconds}s",
+                          "--latency", "-H", f"X-API-Key: {token}", url], capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def ms(label: str) -> float:
+        m = re.search(rf"{label}\s+([\d.]+)(us|ms|s)\b", out)
+        if not m:
+            return float("nan")
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"rps": rps, "p50": ms("50%"), "p99": ms("99%"), "non2xx": float(non2xx.group(1)) if non2xx else 0.0}
+
+
+PY_CLIENT = r"""
+import asyncio, json, sys, time, httpx
+url, token, seconds, conns = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+lat, bad = [], 0
+async def worker(client, stop):
+    global bad
+    while time.monotonic() < stop:
+        t = time.perf_counter()
+        r = await client.get(url, headers={"X-API-Key": token})
+        lat.append((time.perf_counter() - t) * 1000)
+        if r.status_code >= 300: bad += 1
+async def main():
+    limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
+    async with httpx.AsyncClient(limits=limits, timeout=10) as client:
+        stop = time.monotonic() + seconds
+        await asyncio.gather(*(worker(client, stop) for _ in range(conns)))
+asyncio.run(main())
+lat.sort()
+print(json.dumps({"rps": len(lat) / seconds, "p50": lat[len(lat)//2], "p99": lat[int(len(lat)*0.99)], "non2xx": bad}))
+"""
+
+
+def py_client(url: str, token: str, seconds: int, connections: int) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", PY_CLIENT, url, token, str(seconds), str(connections)],
+                         capture_output=True, text=True, timeout=seconds + 60).stdout
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def auth_overhead(site: Path, rounds: int = 2000) -> tuple[float, float]:
+    """Median ms of an in-process list request without and with key auth + rate limiting."""
+    from starlette.testclient import TestClient
+
+    from cms.api.app import create_app
+    from cms.config import Site
+
+    tmp = Path(tempfile.mkdtemp())
+    shutil.copytree(site / "content", tmp / "content")
+    (tmp / "cms.toml").write_text((site / "cms.toml").read_text().split("[api]")[0]
+                                  + '\n[api]\npublic_types = ["posts"]\nrate_limit_per_minute = 1000000\n'
+                                    "rate_limit_per_day = 100000000\n")
+    app = create_app(Site.load(tmp))
+    token = app.state.services.keys.create("bench", ["read"]).token
+    client = TestClient(app)
+    url = "/api/v1/posts?sort=-published_at&page=2&per_page=20"
+
+    def median(headers: dict[str, str]) -> float:
+        times = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            client.get(url, headers=headers)
+            times.append((time.perf_counter() - t) * 1000)
+        return statistics.median(times)
+
+    median({})  # warm up
+    anonymous = median({})
+    keyed = median({"X-API-Key": token})
+    shutil.rmtree(tmp)
+    return anonymous, keyed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--posts", type=int, default=10_000)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    site = corpus(args.posts)
+    port = free_port()
+    proc, token = start_server(site, port)
+    load = wrk if shutil.which("wrk") else py_client
+    print(f"server: {args.posts} posts, 1 worker; load: {'wrk' if load is wrk else 'python asyncio client'}, "
+          f"{args.connections} connections, {args.duration} s each")
+    base = f"http://127.0.0.1:{port}/api/v1"
+    slug = sorted((site / "content" / "posts").glob("*.md"))[len(list((site / "content" / "posts").glob("*.md"))) // 2].stem
+    targets = {
+        "hello (health)": f"{base}/health",
+        "list filter+sort+page": f"{base}/posts?category=cat-3&sort=-published_at&page=3",
+        "get by slug": f"{base}/posts/by-slug/{slug}",
+        "full-text search": f"{base}/posts?search=system+design&per_page=10",
+    }
+    results = {}
+    try:
+        for name, url in targets.items():
+            results[name] = load(url, token, args.duration, args.connections)
+            r = results[name]
+            print(f"{name:<24} {r['rps']:>9.0f} req/s  p50 {r['p50']:>6.2f} ms  p99 {r['p99']:>6.2f} ms  "
+                  f"non-2xx {int(r['non2xx'])}")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    hello = results["hello (health)"]["rps"]
+    print("\nratio to hello (target >= 0.50 for list and get); p99 target <= 25 ms")
+    for name, r in results.items():
+        print(f"{name:<24} {r['rps'] / hello:>5.2f}x   p99 {r['p99']:.2f} ms {'ok' if r['p99'] <= 25 else 'OVER'}")
+    anonymous, keyed = auth_overhead(site)
+    print(f"\nauth + rate limit, in-process list request: {anonymous:.3f} ms without a key (public type), "
+          f"{keyed:.3f} ms with a key: +{keyed - anonymous:.3f} ms (target <= 0.3 ms)")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    main()
