@@ -71,6 +71,8 @@ ERROR_NAMES = {
     429: "RateLimited",
 }
 AUTH = (401, 403, 429)
+# Also the order of the paths: content types come after the documents and terms, so a fuzzer
+# walking the spec in order reaches a custom type's operations before it deletes the type.
 TAG_TEXT = {
     "system": "Health and public settings; no key needed.",
     "posts": "Dated articles (built-in type).",
@@ -78,10 +80,10 @@ TAG_TEXT = {
     "content": "Documents of any type by name, and the list across every type.",
     "taxonomies": "Categories (nested through `parent`), tags and custom taxonomies.",
     "authors": "Authors (also under /users); e-mail addresses only for admin keys.",
-    "content-types": "The `_type.yaml` schemas of content types (admin to change).",
     "api-keys": "API keys (admin) and the calling key's status.",
-    "audit": "The audit log of writes (admin).",
     "webhooks": "Signed webhook subscriptions, their deliveries and manual events (admin).",
+    "audit": "The audit log of writes (admin).",
+    "content-types": "The `_type.yaml` schemas of content types (admin to change).",
     "meta": "This contract and its human page.",
 }
 
@@ -158,11 +160,12 @@ def build_spec(app_routes: list[Any], site: Site, index: Index, now: datetime | 
                 paths.setdefault(path, {})[method.lower()] = op
     _unique_operation_ids(paths)
     used_tags = {t for item in paths.values() for op in item.values() for t in op.get("tags", ())}
-    tag_order = ["system", "posts", "pages", "content", *custom, *TAG_TEXT]
+    tag_order = list(dict.fromkeys(["system", "posts", "pages", "content", *map(_type_tag, custom), *TAG_TEXT]))
+    rank = {name: i for i, name in enumerate(tag_order)}
     tags = []
     for name in dict.fromkeys(tag_order):
         if name in used_tags:
-            text = TAG_TEXT.get(name) or _type_text(index, name)
+            text = TAG_TEXT.get(name) or _type_text(index, name.removeprefix("content/"))
             tags.append({"name": name, "description": text})
     return {
         "openapi": "3.1.0",
@@ -179,7 +182,7 @@ def build_spec(app_routes: list[Any], site: Site, index: Index, now: datetime | 
             "license": {"name": "MIT", "identifier": "MIT"},
         },
         "tags": tags,
-        "paths": dict(sorted(paths.items(), key=lambda kv: _path_order(kv[0]))),
+        "paths": dict(sorted(paths.items(), key=lambda kv: _path_rank(kv[1], rank))),
         "components": {
             "schemas": _static_schemas(site) | _webhook_schemas() | dict(sorted(ctx.components.items())),
             "responses": _error_responses(),
@@ -188,11 +191,15 @@ def build_spec(app_routes: list[Any], site: Site, index: Index, now: datetime | 
     }
 
 
-def _path_order(path: str) -> tuple[int, str]:
-    for i, prefix in enumerate(("/api/v1/health", "/api/v1/settings", "/api/v1/posts", "/api/v1/pages")):
-        if path.startswith(prefix):
-            return (i, path)
-    return (9 if path.startswith("/api/docs") or path == OPENAPI_PATH else 5, path)
+def _type_tag(type_name: str) -> str:
+    """A content type's tag: its name, unless that is one of the fixed tags."""
+    return type_name if type_name in ("posts", "pages") or type_name not in TAG_TEXT else f"content/{type_name}"
+
+
+def _path_rank(item: dict[str, Any], rank: dict[str, int]) -> int:
+    """Paths in the order of their tags; within a tag, in the order of the app's routes."""
+    tag = next(iter(item.values())).get("tags", ["meta"])[0]
+    return rank.get(tag, len(rank))
 
 
 def _type_text(index: Index, name: str) -> str:
@@ -415,7 +422,7 @@ def _document_op(
     name = ctx.prefix(None if generic else type_name)
     if not generic:
         _document_components(ctx, type_name)  # type: ignore[arg-type]
-    tag = type_name if type_name in ("posts", "pages") or not generic else "content"
+    tag = "content" if generic else _type_tag(type_name)  # type: ignore[arg-type]
     label = f"{type_name}" if not generic else "documents of a type"
     public = bool(site.api.public_types) if generic else type_name in site.api.public_types
     params: list[dict[str, Any]] = []
@@ -434,7 +441,8 @@ def _document_op(
         required=if_match_required,
     )
     write_errors: tuple[int, ...] = (400, *AUTH, 404, 412, 422) + ((428,) if if_match_required else ())
-    type_404 = (404,) if generic else ()
+    # A custom type may be deleted while a client holds this spec: its paths then answer 404.
+    type_404 = () if type_name in ("posts", "pages") else (404,)
     doc = _envelope(_ref(name))
     shaped = _envelope({"anyOf": [_ref(name), _ref(f"{name}Selection")]})
     suffix = "AnyType" if generic else name

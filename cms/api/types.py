@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cms.content.model import ContentType
+from cms.content.model import BUILTIN_TYPES, ContentType, content_type_from_dict
+from cms.errors import Invalid
 
 from .http import flag, json_response, only_params, query_params, read_json, require, services
 
@@ -70,7 +71,12 @@ async def update_type(request: Request) -> Response:
         f.as_dict() for f in current.fields if not current.builtin or f.name not in _builtin_names(name)
     ]
     merged.update(body)
-    ctype = await run_in_threadpool(lambda: svc.store.save_type(name, merged, creating=False))
+    try:  # the whole merged schema must be valid...
+        content_type_from_dict(name, merged, base=BUILTIN_TYPES.get(name))
+    except ValueError as exc:
+        raise Invalid({"fields": [str(exc)]}) from None
+    # ...but only the keys sent are written: the rest of _type.yaml keeps its bytes and comments
+    ctype = await run_in_threadpool(lambda: svc.store.save_type(name, body, creating=False))
     return json_response({"data": _type_dict(request, ctype)})
 
 

@@ -158,6 +158,11 @@ def _fast_parser() -> Any:
 def _fast_render(text: str, highlight: bool) -> str:
     rendered: str = _fast_parser().render(text)
     rendered = _FAST_ANCHOR.sub(r'<\1 id="\2">', rendered)  # plain ids, like the Python engine's anchors
+    # Task list boxes show state; they are not form controls (the Python engine marks them disabled too).
+    rendered = rendered.replace(
+        'class="task-list-item-checkbox" type="checkbox"',
+        'class="task-list-item-checkbox" disabled="disabled" type="checkbox"',
+    )
     if highlight:
 
         def code(match: re.Match[str]) -> str:

@@ -419,6 +419,36 @@ def plan(s: _Site) -> list[Planned]:
     for rel, path in static_files(site).items():
         content = path.read_bytes()
         out.append(Planned("/" + rel, None, _h("static", digest(content)), data=lambda content=content: content))
+    out += _uploads(site)
+    return out
+
+
+PUBLISHED_UPLOADS = (".jpg", ".jpeg", ".png", ".webp", ".avif", ".gif", ".svg", ".pdf", ".mp4", ".webm", ".mp3")
+
+
+def _uploads(site: Site) -> list[Planned]:
+    """The media library's files (originals and derivatives, never the YAML sidecars) under /uploads/.
+
+    Signed by size and mtime so an unchanged library costs a stat per file, not a read."""
+    root = site.uploads_dir
+    if not root.is_dir():
+        return []
+    out = []
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink() or not path.is_file() or path.suffix.lower() not in PUBLISHED_UPLOADS:
+            continue
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        st = path.stat()
+        rel = path.relative_to(root).as_posix()
+        out.append(
+            Planned(
+                f"/uploads/{rel}",
+                None,
+                _h("upload", rel, st.st_size, st.st_mtime_ns),
+                data=lambda path=path: path.read_bytes(),
+            )
+        )
     return out
 
 
