@@ -159,7 +159,10 @@ async def read_json(request: Request, *, allow_array: bool = False) -> Any:
 
 def query_params(request: Request) -> dict[str, Any]:
     """Query-string pairs as a nested dict (bracket grammar)."""
-    return parse_brackets(request.query_params.multi_items())
+    params = parse_brackets(request.query_params.multi_items())
+    if services(request).site.api.allow_query_token:
+        params.pop("api_token", None)  # a credential, not a list parameter
+    return params
 
 
 def only_params(params: dict[str, Any], allowed: tuple[str, ...]) -> None:
