@@ -344,15 +344,15 @@ def plan(s: _Site) -> list[Planned]:
 
     for taxonomy in (*site.taxonomy_names, "authors"):
         members = s.members[taxonomy]
-        terms = sorted((slug for slug, docs in members.items() if docs), key=str.casefold)
-        for slug in terms:
+        slugs = sorted((slug for slug, docs in members.items() if docs), key=str.casefold)
+        for slug in slugs:
             term = s.term_view(taxonomy, slug)
             list_outputs(
                 f"/{taxonomy}/{slug}/", members[slug], term["name"], "list.html", {"kind": taxonomy, "term": term}
             )
             if taxonomy == "categories":
                 out += _feeds(s, f"/categories/{slug}/", members[slug], f"{site.site.title}: {term['name']}", common)
-        views = [s.term_view(taxonomy, slug) for slug in terms]
+        views = [s.term_view(taxonomy, slug) for slug in slugs]
         out.append(
             Planned(
                 f"/{taxonomy}/",
