@@ -9,6 +9,8 @@ a PATCH lands on top of it, and a client that sent `If-Match` for an older versi
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -37,10 +39,12 @@ from cms.content.write import (
     atomic_write,
     document_lock,
     ensure_inside,
+    fsync_folder,
     read_bytes,
     remove_temp_files,
     render_document,
     replace_checked,
+    stage,
     update_document,
 )
 from cms.errors import BadRequest, Conflict, Invalid, NotFound, PreconditionFailed
@@ -138,9 +142,27 @@ class Store:
             self.bus.publish(events)
         return events
 
+    def _journal(self, old_rel: str) -> Path:
+        return self.site.state_dir / "journal" / (hashlib.sha256(old_rel.encode()).hexdigest()[:24] + ".json")
+
     def recover(self) -> int:
-        """Startup recovery: remove temp files a killed writer left behind."""
-        return remove_temp_files(self.site.content_dir) + remove_temp_files(self.site.uploads_dir)
+        """Startup recovery: finish renames a kill interrupted, remove temp files dead writers left.
+
+        Returns how many leftovers were cleaned up."""
+        cleaned = 0
+        folder = self.site.state_dir / "journal"
+        for entry in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                plan = json.loads(entry.read_text())
+                old, new = self.site.content_dir / plan["old"], self.site.content_dir / plan["new"]
+                written = read_bytes(new)
+                if written is not None and etag_of(written) == plan["etag"] and old.exists():
+                    os.unlink(old)  # the new file holds everything, the old URL in its aliases
+                    cleaned += 1
+            except (ValueError, KeyError, OSError):
+                pass  # an unreadable journal entry: the files are left as they are
+            entry.unlink(missing_ok=True)
+        return cleaned + remove_temp_files(self.site.content_dir) + remove_temp_files(self.site.uploads_dir)
 
     # -- documents ---------------------------------------------------------------------------
     def create(
@@ -259,11 +281,15 @@ class Store:
     ) -> Document:
         """Change a slug: rename the file (never over another one) and keep the old URL in `aliases`."""
         slug = self._check_new_slug(doc, new_slug)
+        if slug == doc.slug:
+            self._emit(_pending or [], source)
+            return doc
         old_rel = doc.path
         new_rel, new_full = self._path(doc.type, slug, doc.lang)
         old_full = self.site.content_dir / old_rel
         old_url = url_path(doc.type, doc.slug, doc.lang, self.site.site.language)
-        with document_lock(self.lock_dir, old_rel), document_lock(self.lock_dir, new_rel):
+        first, second = sorted((old_rel, new_rel))  # one lock order for every process: no deadlock
+        with document_lock(self.lock_dir, first), document_lock(self.lock_dir, second):
             current = read_bytes(old_full)
             if current is None:
                 raise NotFound(f"{doc.type} {doc.slug!r} no longer exists on disk")
@@ -275,13 +301,21 @@ class Store:
             if "id" not in meta:
                 changes["id"] = doc.id
             data = update_document(decode(current, old_rel), changes)
-            new_full.parent.mkdir(parents=True, exist_ok=True)
+            # A rename is two directory entries: the journal lets recovery finish or forget it after a kill.
+            journal = self._journal(old_rel)
+            atomic_write(journal, json.dumps({"old": old_rel, "new": new_rel, "etag": etag_of(data)}).encode())
+            staged = stage(new_full, data)
             try:
-                os.link(old_full, new_full)  # fails if the name is taken: never clobbers
+                os.link(staged, new_full)  # fails if the name is taken: never clobbers
             except FileExistsError:
+                os.unlink(staged)
+                os.unlink(journal)
                 raise Conflict(f"a file named {new_rel} already exists", details={"slug": slug}) from None
+            os.unlink(staged)
             os.unlink(old_full)
-            atomic_write(new_full, data)
+            fsync_folder(new_full.parent)
+            fsync_folder(old_full.parent)
+            os.unlink(journal)
             result = self.index.refresh([old_rel, new_rel])
         merged = _merge_rename(_pending or [], result)
         self._emit(merged, source)

@@ -343,6 +343,22 @@ def atomic_write(path: Path, data: bytes) -> None:
     fsync_folder(folder)
 
 
+def stage(path: Path, data: bytes) -> Path:
+    """A durable temp file holding `data` beside `path`, for the caller to link or rename into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _create_temp(path.parent, path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
 def _create_temp(folder: Path, suffix: str) -> tuple[int, str]:
     """A new temp file in `folder` with mode 0o666 minus the umask in force now.
 
@@ -351,7 +367,8 @@ def _create_temp(folder: Path, suffix: str) -> tuple[int, str]:
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     for _ in range(100):
-        name = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}{suffix}")
+        # The writer's pid in the name lets recovery in another process leave live writes alone.
+        name = os.path.join(folder, f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}{suffix}")
         try:
             return os.open(name, flags, 0o666), name
         except FileExistsError:
@@ -417,6 +434,22 @@ def replace_checked(path: Path, data: bytes | None, expected_etag: str | None) -
     return etag_of(data)
 
 
+def _writer_alive(name: str) -> bool:
+    """Whether the process that made this temp file still runs (then its write is in progress)."""
+    pid_text = name[len(TEMP_PREFIX) :].split("-", 1)[0]
+    if not pid_text.isdigit():
+        return False  # not a name this version writes: a leftover
+    if int(pid_text) == os.getpid():
+        return True  # a write of this very process, in another thread
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def remove_temp_files(root: Path) -> int:
     """Startup recovery: delete temp files a killed writer left behind; how many."""
     removed = 0
@@ -425,7 +458,7 @@ def remove_temp_files(root: Path) -> int:
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
-            if name.startswith(TEMP_PREFIX):
+            if name.startswith(TEMP_PREFIX) and not _writer_alive(name):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(folder, name))
                     removed += 1

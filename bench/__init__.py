@@ -1,0 +1,1 @@
+"""Benchmarks; `bench.corpus` writes the deterministic benchmark site the others measure against."""
