@@ -13,7 +13,6 @@ import hashlib
 import os
 import random
 import re
-import shutil
 import socket
 import subprocess
 import sys
