@@ -28,7 +28,7 @@ from cms.events.webhooks import Webhooks
 from cms.ratelimit import RateLimiter
 from cms.state import State
 
-from . import audit, documents, keys, openapi, system, terms, types, webhooks
+from . import audit, documents, keys, media, openapi, system, terms, types, webhooks
 from .errors import HANDLERS
 from .http import Services
 from .serialize import DocumentSerializer
@@ -262,6 +262,7 @@ def create_app(
         *audit.routes(),
         *webhooks.routes(),
         *openapi.routes(),
+        *media.routes(),
     ]
     app = Starlette(routes=routes, exception_handlers=HANDLERS)  # type: ignore[arg-type]
     app.state.services = svc
@@ -271,7 +272,14 @@ def create_app(
     bus.subscribe(app.state.webhooks.subscriber)  # every event lands in the durable outbox
     json_limit = site.api.max_json_bytes
 
+    # Media uploads: the file plus multipart overhead, or base64 (4/3) plus the JSON envelope (14.5 MiB for 10 MiB).
+    media_multipart = site.media.max_bytes + 64 * 1024
+    media_json = site.media.max_bytes * 29 // 20
+
     def limit_for(scope: Scope) -> int:
+        if scope["path"] == "/api/v1/media" and scope["method"] == "POST":
+            content_type = dict(scope.get("headers", ())).get(b"content-type", b"")
+            return media_multipart if content_type.lower().startswith(b"multipart/") else media_json
         return json_limit
 
     # add_middleware wraps: the last added runs first. Order on the way in: CORS, headers/log/audit,

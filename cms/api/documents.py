@@ -29,6 +29,7 @@ from .http import (
     require,
     services,
 )
+from .media import localized_images
 from .serialize import DocumentSerializer
 
 ONE_PARAMS = ("fields", "render")
@@ -159,12 +160,28 @@ async def _get(request: Request, type_name: str | None, ref: str) -> Response:
     return raw_json_response(body, headers=headers)
 
 
-def _doc_response(request: Request, doc: Document, status: int = 200, location: str | None = None) -> Response:
+def _doc_response(
+    request: Request,
+    doc: Document,
+    status: int = 200,
+    location: str | None = None,
+    localized: list[dict[str, Any]] | None = None,
+) -> Response:
     headers = _etag_headers(doc)
     if location:
         headers["Location"] = location
-    body = b'{"data":' + _serializer(request).full(doc, services(request).clock()) + b"}"
-    return raw_json_response(body, status=status, headers=headers)
+    body = b'{"data":' + _serializer(request).full(doc, services(request).clock())
+    if localized is not None:  # localize_images: one entry per remote image, beside "data"
+        body += b',"localized":' + dumps(localized)
+    return raw_json_response(body + b"}", status=status, headers=headers)
+
+
+def _localize_flag(body: dict[str, Any]) -> bool:
+    """Pop `localize_images` (true: bring remote images into the media library before writing)."""
+    value = body.pop("localize_images", False)
+    if not isinstance(value, bool):
+        raise Invalid({"localize_images": ["must be true or false"]})
+    return value
 
 
 def _prefix(type_name: str) -> str:
@@ -175,6 +192,7 @@ async def _create(request: Request, type_name: str) -> Response:
     svc = services(request)
     require(request, "write", type_name)
     body = await read_json(request)
+    localize = _localize_flag(body)
     only_params(query_params(request), ())
     ctype = svc.store.content_type(type_name)
     missing = [k for k in ("title", "content") if k not in body and (k == "title" or ctype.builtin)]
@@ -182,8 +200,10 @@ async def _create(request: Request, type_name: str) -> Response:
         raise Invalid({k: ["is required"] for k in missing})
     if body.get("status") == "trash":
         require(request, "delete", type_name)
-    doc = await run_in_threadpool(svc.store.create, type_name, body)
-    return _doc_response(request, doc, 201, location=f"{_prefix(type_name)}/{doc.id}")
+    async with localized_images(request, body, localize) as report:
+        doc = await run_in_threadpool(svc.store.create, type_name, body)
+    location = f"{_prefix(type_name)}/{doc.id}"
+    return _doc_response(request, doc, 201, location=location, localized=report if localize else None)
 
 
 async def _write(request: Request, type_name: str | None, ref: str, *, replace: bool) -> Response:
@@ -192,11 +212,13 @@ async def _write(request: Request, type_name: str | None, ref: str, *, replace: 
     require(request, "write", doc.type)
     only_params(query_params(request), ())
     body = await read_json(request)
+    localize = _localize_flag(body)
     if body.get("status") == "trash":
         require(request, "delete", doc.type)
     match = if_match(request, required=svc.site.api.require_if_match)
-    updated = await run_in_threadpool(lambda: svc.store.update(doc, body, if_match=match, replace=replace))
-    return _doc_response(request, updated)
+    async with localized_images(request, body, localize) as report:
+        updated = await run_in_threadpool(lambda: svc.store.update(doc, body, if_match=match, replace=replace))
+    return _doc_response(request, updated, localized=report if localize else None)
 
 
 async def _delete(request: Request, type_name: str | None, ref: str) -> Response:

@@ -80,6 +80,7 @@ TAG_TEXT = {
     "content": "Documents of any type by name, and the list across every type.",
     "taxonomies": "Categories (nested through `parent`), tags and custom taxonomies.",
     "authors": "Authors (also under /users); e-mail addresses only for admin keys.",
+    "media": "Uploaded images: the original, AVIF and WebP derivatives, responsive widths; files under /uploads/.",
     "api-keys": "API keys (admin) and the calling key's status.",
     "webhooks": "Signed webhook subscriptions, their deliveries and manual events (admin).",
     "audit": "The audit log of writes (admin).",
@@ -156,7 +157,7 @@ def build_spec(app_routes: list[Any], site: Site, index: Index, now: datetime | 
         if not isinstance(route, Route) or route.methods is None:
             continue
         for method in sorted(route.methods - {"HEAD"}):  # Starlette answers HEAD for every GET
-            for path, op in _describe(ctx, route.path, method, custom):
+            for path, op in _describe(ctx, spec_path(route.path), method, custom):
                 paths.setdefault(path, {})[method.lower()] = op
     _unique_operation_ids(paths)
     used_tags = {t for item in paths.values() for op in item.values() for t in op.get("tags", ())}
@@ -184,7 +185,10 @@ def build_spec(app_routes: list[Any], site: Site, index: Index, now: datetime | 
         "tags": tags,
         "paths": dict(sorted(paths.items(), key=lambda kv: _path_rank(kv[1], rank))),
         "components": {
-            "schemas": _static_schemas(site) | _webhook_schemas() | dict(sorted(ctx.components.items())),
+            "schemas": _static_schemas(site)
+            | _webhook_schemas()
+            | _media_schemas()
+            | dict(sorted(ctx.components.items())),
             "responses": _error_responses(),
             "securitySchemes": _security_schemes(site),
         },
@@ -246,11 +250,18 @@ def _describe(ctx: _Ctx, path: str, method: str, custom: list[str]) -> list[tupl
     return [(path, _undocumented(path, method))]
 
 
+def spec_path(route_path: str) -> str:
+    """A Starlette path template as OpenAPI writes it: `/uploads/{path:path}` -> `/uploads/{path}`."""
+    return re.sub(r"\{(\w+):\w+\}", r"{\1}", route_path)
+
+
 def _undocumented(path: str, method: str) -> dict[str, Any]:
+    """A route no family describes: still listed (and valid), so a test can name it."""
     return {
         "operationId": re.sub(r"\W+", "_", f"{method.lower()}{path}").strip("_"),
         "summary": "Undocumented route",
         "x-undocumented": True,
+        "parameters": [_param(n, "path", _TEXT, "") for n in re.findall(r"\{(\w+)\}", path)],
         "responses": {"default": {"description": "not described yet"}},
     }
 
@@ -265,6 +276,7 @@ def _op(
     errors: tuple[int, ...],
     params: list[dict[str, Any]] | None = None,
     body: dict[str, Any] | None = None,
+    bodies: dict[str, Any] | None = None,
     description: str = "",
     public: bool = False,
     site: Site | None = None,
@@ -274,8 +286,8 @@ def _op(
         op["description"] = description
     if params:
         op["parameters"] = params
-    if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": body}}
+    if body is not None or bodies:
+        op["requestBody"] = {"required": True, "content": bodies or {"application/json": body}}
     if scope is None:
         op["security"] = []
     else:
@@ -444,6 +456,12 @@ def _document_op(
     # A custom type may be deleted while a client holds this spec: its paths then answer 404.
     type_404 = () if type_name in ("posts", "pages") else (404,)
     doc = _envelope(_ref(name))
+    written = _envelope(_ref(name))
+    written["properties"]["localized"] = {
+        "type": "array",
+        "items": _ref("LocalizedImage"),
+        "description": "With localize_images=true: what became of each remote image of the content",
+    }
     shaped = _envelope({"anyOf": [_ref(name), _ref(f"{name}Selection")]})
     suffix = "AnyType" if generic else name
     if tail == "" and method == "GET":
@@ -474,7 +492,7 @@ def _document_op(
             site=site,
             params=params,
             body=_body(ctx, type_name, generic, "Create"),
-            ok={"201": _json(doc, "The new document", {**ETAG, **LOCATION})},
+            ok={"201": _json(written, "The new document", {**ETAG, **LOCATION})},
             errors=(400, *AUTH, 409, 413, 415, 422, *type_404),
             description="New documents are drafts unless `status` says otherwise; `status: trash` needs delete.",
         )
@@ -511,7 +529,7 @@ def _document_op(
             site=site,
             params=[*params, if_match],
             body=_body(ctx, type_name, generic, "Replace" if replace else "Input"),
-            ok={"200": _json(doc, "The updated document", ETAG)},
+            ok={"200": _json(written, "The updated document", ETAG)},
             errors=(*write_errors, 409, 413, 415),
             description=(
                 "PUT replaces the frontmatter (title and content required); PATCH merges, `null` removes a key. "
@@ -727,6 +745,10 @@ def _input_schema(ctype: ContentType | None) -> dict[str, Any]:
         "seo_description": base("seo_description", nullable_text),
         "aliases": {**strings, "description": "Old URLs that redirect here"},
         "data": _data_schema(ctype, for_input=True),
+        "localize_images": {
+            "type": "boolean",
+            "description": "Bring the content's remote images into the media library first (SSRF-guarded)",
+        },
     }
     label = f"a {ctype.name} document" if ctype else "a document"
     return {
@@ -1172,6 +1194,115 @@ def _webhooks_op(kind: str) -> Callable[[_Ctx], dict[str, Any]]:
     return build
 
 
+MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/avif")
+
+
+def _media_op(kind: str) -> Callable[[_Ctx], dict[str, Any]]:
+    def build(ctx: _Ctx) -> dict[str, Any]:
+        site = ctx.site
+        media_id = [_path_param("id", "Media item id")]
+        item = _envelope(_ref("MediaItem"))
+        if kind == "list":
+            params = [
+                _param("page", "query", {"type": "integer", "minimum": 1}, "Page number"),
+                _param(
+                    "per_page",
+                    "query",
+                    {"type": "integer", "minimum": 1, "maximum": site.defaults.max_per_page},
+                    "Page size (default defaults.per_page)",
+                ),
+                _param("folder", "query", _TEXT, "Only this folder of uploads/ and its subfolders"),
+                _param("mime_type", "query", {"enum": list(MEDIA_TYPES)}, "Only this type of original"),
+                _param("search", "query", _TEXT, "Words in the file name or alt text"),
+            ]
+            data = {"type": "array", "items": _ref("MediaItem")}
+            return _op(
+                "listMedia",
+                "media",
+                "List media items, newest first",
+                scope="read",
+                site=site,
+                params=params,
+                ok={"200": _json(_envelope(data, "Pagination"), "One page of items", LIST_HEADERS)},
+                errors=(400, *AUTH),
+            )
+        if kind == "upload":
+            return _op(
+                "uploadMedia",
+                "media",
+                "Upload an image (multipart field `image`, or JSON with base64 `data`)",
+                scope="write",
+                site=site,
+                bodies={
+                    "multipart/form-data": {"schema": _ref("MediaUploadForm")},
+                    "application/json": {"schema": _ref("MediaUpload")},
+                },
+                ok={"201": _json(item, "The stored item with its derivatives", LOCATION)},
+                errors=(400, *AUTH, 413, 415, 422),
+                description=(
+                    f"JPEG, PNG, WebP or AVIF, judged by content (415 otherwise), at most media.max_bytes "
+                    f"({site.media.max_bytes} bytes; 413) and media.max_pixels (422). EXIF orientation is applied; "
+                    "GPS data never reaches a derivative."
+                ),
+            )
+        if kind == "get":
+            return _op(
+                "getMedia",
+                "media",
+                "Get a media item",
+                scope="read",
+                site=site,
+                params=media_id,
+                ok={"200": _json(item, "The item")},
+                errors=(400, *AUTH, 404),
+            )
+        if kind == "update":
+            return _op(
+                "updateMedia",
+                "media",
+                "Change an item's alt text, caption or credit",
+                scope="write",
+                site=site,
+                params=media_id,
+                body={"schema": _ref("MediaInput")},
+                ok={"200": _json(item, "The item")},
+                errors=(400, *AUTH, 404, 413, 415, 422),
+            )
+        if kind == "delete":
+            return _op(
+                "deleteMedia",
+                "media",
+                "Delete an item and every file of it",
+                scope="delete",
+                site=site,
+                params=[*media_id, _param("force", "query", _BOOL, "Delete even when documents use it")],
+                ok={"204": {"description": "Deleted"}},
+                errors=(400, *AUTH, 404, 409),
+                description="409 lists the documents that use the image, unless force=true.",
+            )
+        binary = {"type": "string", "format": "binary"}
+        headers = {"ETag": _header("Validator of the file"), "Cache-Control": _header("Derivatives are immutable")}
+        return _op(
+            "getUpload",
+            "media",
+            "An uploaded image file",
+            scope=None,
+            params=[_param("path", "path", {"type": "string", "minLength": 1}, "Path under uploads/ (may hold /)")],
+            ok={
+                "200": {
+                    "description": "The image, with its sniffed type",
+                    "headers": headers,
+                    "content": {m: {"schema": binary} for m in MEDIA_TYPES},
+                },
+                "304": {"description": "Not modified", "headers": {"ETag": headers["ETag"]}},
+            },
+            errors=(404,),
+            description="Images only: sidecars, other files, hidden names and any path trick answer 404.",
+        )
+
+    return build
+
+
 def _system(op_id: str, summary: str, schema: str) -> Callable[[_Ctx], dict[str, Any]]:
     def build(ctx: _Ctx) -> dict[str, Any]:
         return _op(
@@ -1230,6 +1361,12 @@ _STATIC: dict[tuple[str, str], Callable[[_Ctx], dict[str, Any]]] = {
     ("/api/v1/webhooks/{id}/deliveries", "GET"): _webhooks_op("deliveries"),
     ("/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver", "POST"): _webhooks_op("redeliver"),
     ("/api/v1/webhook/trigger", "POST"): _webhooks_op("trigger"),
+    ("/api/v1/media", "GET"): _media_op("list"),
+    ("/api/v1/media", "POST"): _media_op("upload"),
+    ("/api/v1/media/{id}", "GET"): _media_op("get"),
+    ("/api/v1/media/{id}", "PATCH"): _media_op("update"),
+    ("/api/v1/media/{id}", "DELETE"): _media_op("delete"),
+    ("/uploads/{path}", "GET"): _media_op("file"),
     (OPENAPI_PATH, "GET"): _meta("openapi"),
     (DOCS_PATH, "GET"): _meta("docs"),
 }
@@ -1538,6 +1675,74 @@ def _webhook_schemas() -> dict[str, Any]:
                 "log": {"type": "array", "items": {"type": "object"}, "description": "One entry per attempt"},
             },
             closed=False,
+        ),
+    }
+
+
+def _media_schemas() -> dict[str, Any]:
+    texts = {
+        "alt": {**_STRING_OR_NULL, "maxLength": 2000, "description": "Alternative text"},
+        "alt_text": {**_STRING_OR_NULL, "maxLength": 2000, "description": "Same as alt"},
+        "caption": {**_STRING_OR_NULL, "maxLength": 2000},
+        "credit": {**_STRING_OR_NULL, "maxLength": 2000},
+    }
+    upload = {
+        **texts,
+        "filename": {**_STRING_OR_NULL, "description": "Original file name (its stem names the files)"},
+        "folder": {**_STRING_OR_NULL, "description": "Folder under uploads/ (default media.folder_pattern)"},
+    }
+    url_or_null = {"type": ["string", "null"]}
+    return {
+        "MediaItem": _obj(
+            {
+                "id": _TEXT,
+                "path": {"type": "string", "description": "What to put in featured_image"},
+                "url": _TEXT,
+                "url_orig": _TEXT,
+                "url_avif": url_or_null,
+                "url_webp": url_or_null,
+                "variants": {
+                    "type": "object",
+                    "additionalProperties": {"type": "object", "additionalProperties": _TEXT},
+                    "description": "Width -> {avif, webp} -> URL",
+                },
+                "folder": _TEXT,
+                "filename": _TEXT,
+                "file": _TEXT,
+                "width": {"type": "integer", "minimum": 1},
+                "height": {"type": "integer", "minimum": 1},
+                "mime_type": {"enum": list(MEDIA_TYPES)},
+                "size": {"type": "integer", "minimum": 0},
+                "checksum": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+                "alt": _TEXT,
+                "caption": _TEXT,
+                "credit": _TEXT,
+                "created_at": {"type": "string", "format": "date-time"},
+            }
+        ),
+        "MediaUpload": _obj(
+            {**upload, "data": {"type": "string", "contentEncoding": "base64", "description": "base64 or data: URL"}},
+            ["data"],
+        ),
+        "MediaUploadForm": _obj(
+            {
+                "image": {"type": "string", "format": "binary", "description": "The image file"},
+                "file": {"type": "string", "format": "binary", "description": "Same as image"},
+                **{k: {"type": "string", "description": v.get("description", "")} for k, v in upload.items()},
+            },
+            [],
+        )
+        | {"anyOf": [{"required": ["image"]}, {"required": ["file"]}]},
+        "MediaInput": _obj(texts, []),
+        "LocalizedImage": _obj(
+            {
+                "url": _TEXT,
+                "status": {"enum": ["ok", "failed"]},
+                "media_id": _TEXT,
+                "local_url": _TEXT,
+                "error": _TEXT,
+            },
+            ["url", "status"],
         ),
     }
 

@@ -42,7 +42,7 @@ def _children(index: Index, taxonomy: str) -> dict[str, list[str]]:
 
 
 def _taxonomy(request: Request) -> str:
-    name = request.path_params.get("taxonomy") or request.scope["route_taxonomy"]
+    name: str = request.path_params.get("taxonomy") or request.scope["route_taxonomy"]
     aliases = {"category": "categories", "tag": "tags", "author": "authors", "user": "authors"}
     name = aliases.get(name, name)
     if name not in services(request).site.taxonomy_names:

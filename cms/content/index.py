@@ -100,6 +100,7 @@ class Index:
         self._ordered: dict[tuple[str | None, str], list[Document]] = {}
         self._members: dict[str, dict[str, list[Document]]] = {}  # taxonomy -> term slug -> documents
         self._displaced: Document | None = None
+        self.query_cache: dict[Any, Any] = {}  # the query engine's cache; emptied when `generation` moves
 
     # -- loading -----------------------------------------------------------------------------
     @classmethod

@@ -8,6 +8,7 @@ names the parameter and what is accepted: a typo must never return a silently wr
 from __future__ import annotations
 
 import math
+import operator
 import random as _random
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -604,8 +605,47 @@ def _null_check(get: Getter, want: bool) -> Predicate:
     return lambda d, n: (get(d, n) in (None, "", [])) is want
 
 
+_NUMERIC_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "$gt": operator.gt,
+    "$gte": operator.ge,
+    "$lt": operator.lt,
+    "$lte": operator.le,
+    "$eq": operator.eq,
+    "$ne": operator.ne,
+}
+
+
 def _op_check(get: Getter, op: str, operand: _Operand) -> Predicate:
-    return lambda d, n: _compare(op, get(d, n), operand)
+    """A predicate for one operator, with fast paths for the common shapes (same answers as _compare)."""
+
+    def slow(d: Document, n: datetime) -> bool:
+        return _compare(op, get(d, n), operand)
+
+    number = operand.number
+    if op in _NUMERIC_OPS and number is not None:
+        cmp = _NUMERIC_OPS[op]
+
+        def numeric(d: Document, n: datetime) -> bool:
+            value = get(d, n)
+            kind = type(value)
+            if kind is int or kind is float:  # not bool: type(True) is bool
+                return cmp(value, number)
+            return slow(d, n)
+
+        return numeric
+    if op in ("$contains", "$containsi"):
+        folded = operand.folded
+
+        def contains(d: Document, n: datetime) -> bool:
+            value = get(d, n)
+            if type(value) is str:
+                return folded in value.casefold()
+            if type(value) is list and all(type(x) is str for x in value):
+                return any(x.casefold() == folded for x in value)
+            return slow(d, n)
+
+        return contains
+    return slow
 
 
 def _all(preds: list[Predicate]) -> Predicate:
@@ -689,43 +729,32 @@ def run(index: Index, query: Query, now: datetime | None = None, *, default_lang
         candidates = set(ranks) if candidates is None else candidates & set(ranks)
 
     sort = query.sort or (() if ranks is not None else (("published_at", True),))
-    lang = query.lang
     site_lang = default_lang or index.site.site.language
     primary = sort[0] if sort else None
-    if primary and len(sort) == 1 and primary[0] in _INDEXED_SORTS and candidates is None:
-        source = index.ordered(query.type, primary[0])
-        ordered_iter = reversed(source) if primary[1] else _missing_last(source, primary[0])
-        presorted = True
+    presorted = bool(primary and len(sort) == 1 and primary[0] in _INDEXED_SORTS)
+    key, desc = (primary[0], primary[1]) if presorted and primary else ("published_at", True)
+    base, positions = _visible_list(index, query.type, key, desc, statuses, query.lang, site_lang, now)
+    if candidates is None:
+        pool: list[Document] = base
+    elif len(candidates) * 8 < len(base):  # few candidates: order them by their place in the cached list
+        placed = sorted((positions()[i], i) for i in candidates if i in positions())
+        pool = [base[p] for p, _ in placed]
     else:
-        pool = (
-            (index.docs[i] for i in candidates if i in index.docs)
-            if candidates is not None
-            else iter(index.ordered(query.type, "published_at"))
-        )
-        ordered_iter, presorted = pool, False
-
-    matched: list[Document] = []
-    for doc in ordered_iter:
-        if query.type is not None and doc.type != query.type:
-            continue
-        if doc.status_at(now) not in statuses:
-            continue
-        if lang is not None and not (doc.lang == lang or (lang == "" and doc.lang in (None, site_lang))):
-            continue
-        if query.exclude_ids and (doc.id in query.exclude_ids or doc.hash in query.exclude_ids):
-            continue
-        if predicate is not None and not predicate(doc, now):
-            continue
-        matched.append(doc)
+        pool = [d for d in base if d.id in candidates]
+    if query.exclude_ids:
+        excluded = query.exclude_ids
+        pool = [d for d in pool if d.id not in excluded and d.hash not in excluded]
+    matched = [d for d in pool if predicate(d, now)] if predicate is not None else pool
 
     if query.random:
+        matched = list(matched)  # never shuffle the cached list itself
         _random.Random(query.seed).shuffle(matched)
     elif not presorted:
         if sort:
             matched = _sorted(matched, sort, now, index.site.tz)
         elif ranks is not None:
             rank = ranks
-            matched.sort(key=lambda d: rank[d.id])
+            matched = sorted(matched, key=lambda d: rank[d.id])
     start = (query.page - 1) * query.per_page
     items = matched[start : start + query.per_page]
     snippets = index.search.snippets(query.search, [d.id for d in items]) if query.search and items else {}
@@ -733,6 +762,57 @@ def run(index: Index, query: Query, now: datetime | None = None, *, default_lang
 
 
 _INDEXED_SORTS = ("published_at", "updated_at", "created_at", "title", "slug", "id")
+_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
+
+
+def _visible_list(
+    index: Index,
+    type_name: str | None,
+    key: str,
+    desc: bool,
+    statuses: frozenset[Status],
+    lang: str | None,
+    site_lang: str,
+    now: datetime,
+) -> tuple[list[Document], Callable[[], dict[str, int]]]:
+    """The documents a query may see, in one base order, cached until the index changes or a
+    publish/expiry moment passes; and a lazy map of id -> position in that list.
+
+    Lists are answered from this cache: a page of the newest published posts is a slice of a ready
+    list, and filters run over it without re-checking status and language document by document.
+    """
+    cache = index.query_cache
+    if cache.get("__generation__") != index.generation:
+        cache.clear()
+        cache["__generation__"] = index.generation
+    cache_key = (type_name, key, desc, statuses, lang, site_lang)
+    hit = cache.get(cache_key)
+    if hit is not None and hit[2] <= now < hit[3]:
+        return hit[0], hit[1]
+    source = index.ordered(type_name, key)
+    ordered = reversed(source) if desc else _missing_last(source, key)
+    horizon = _FAR_FUTURE
+    out: list[Document] = []
+    for doc in ordered:
+        if type_name is not None and doc.type != type_name:
+            continue
+        for moment in (doc.published_at, doc.expires_at):
+            if moment is not None and now < moment < horizon:
+                horizon = moment  # the list changes when this moment passes
+        if doc.status_at(now) not in statuses:
+            continue
+        if lang is not None and not (doc.lang == lang or (lang == "" and doc.lang in (None, site_lang))):
+            continue
+        out.append(doc)
+    memo: dict[str, int] = {}
+
+    def positions() -> dict[str, int]:
+        if not memo and out:
+            memo.update((d.id, i) for i, d in enumerate(out))
+        return memo
+
+    cache[cache_key] = (out, positions, now, horizon)
+    return out, positions
 
 
 def _missing_last(source: list[Document], key: str) -> Iterator[Document]:

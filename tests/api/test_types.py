@@ -1,0 +1,144 @@
+"""Content types over HTTP: `_type.yaml` schemas, admin-only changes, and documents validated by them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from cms.config import Site
+
+from .conftest import assert_error
+
+TYPES = "/api/v1/content-types"
+RECIPES = {
+    "name": "recipes",
+    "label": "Recipes",
+    "fields": [
+        {"name": "servings", "type": "integer", "required": True, "min": 1},
+        {"name": "difficulty", "type": "select", "options": ["easy", "hard"]},
+    ],
+}
+
+
+def data(response: Any) -> Any:
+    assert response.status_code < 300, response.text
+    return response.json()["data"]
+
+
+def test_list_has_builtin_and_schema_types(reader: TestClient) -> None:
+    types = {t["name"]: t for t in data(reader.get(TYPES))}
+    assert set(types) == {"posts", "pages", "products"}
+    assert types["posts"]["builtin"] is True and types["products"]["builtin"] is False
+    assert types["products"]["documents"] == 6 and types["products"]["endpoint"] == "/api/v1/content/products"
+
+
+def test_one_type_shows_its_fields(reader: TestClient) -> None:
+    fields = {f["name"]: f for f in data(reader.get(f"{TYPES}/products"))["fields"]}
+    assert fields["price"] == {"name": "price", "type": "number", "label": "Price (EUR)", "required": True, "min": 0}
+    assert fields["roast"]["options"] == ["light", "medium", "dark"]
+    assert_error(reader.get(f"{TYPES}/recipes"), 404, "NOT_FOUND")
+
+
+def test_create_type_writes_its_schema(admin: TestClient, site: Site) -> None:
+    response = admin.post(TYPES, json=RECIPES)
+    assert response.status_code == 201 and response.headers["Location"] == f"{TYPES}/recipes"
+    assert [f["name"] for f in data(response)["fields"]] == ["servings", "difficulty"]
+    assert "servings" in (site.content_dir / "recipes/_type.yaml").read_text()
+    assert data(admin.get("/api/v1/content/recipes")) == []
+
+
+def test_create_type_twice_is_409(admin: TestClient) -> None:
+    admin.post(TYPES, json=RECIPES)
+    assert_error(admin.post(TYPES, json=RECIPES), 409, "CONFLICT")
+    assert_error(admin.post(TYPES, json={"name": "posts"}), 409, "CONFLICT")
+
+
+def test_create_type_with_a_bad_schema_is_422(admin: TestClient, site: Site) -> None:
+    error = assert_error(
+        admin.post(TYPES, json={"name": "bad", "fields": [{"name": "x", "type": "colour"}]}), 422, "VALIDATION_ERROR"
+    )
+    assert "colour" in error["details"]["fields"][0]
+    assert_error(admin.post(TYPES, json={"name": "bad", "colour": "red"}), 422, "VALIDATION_ERROR")
+    assert not (site.content_dir / "bad").exists()
+
+
+def test_taxonomy_folders_are_not_types(admin: TestClient) -> None:
+    assert_error(admin.post(TYPES, json={"name": "tags"}), 400, "BAD_REQUEST")
+
+
+def test_documents_of_a_new_type_are_validated_by_its_schema(admin: TestClient, writer: TestClient) -> None:
+    admin.post(TYPES, json=RECIPES)
+    body = {"title": "Iced latte", "content": "Shake.", "data": {"servings": 0, "difficulty": "medium"}}
+    error = assert_error(writer.post("/api/v1/content/recipes", json=body), 422, "VALIDATION_ERROR")
+    assert error["details"] == {"servings": ["must be >= 1"], "difficulty": ["must be one of easy, hard"]}
+    missing = assert_error(
+        writer.post("/api/v1/content/recipes", json={"title": "T", "content": ""}), 422, "VALIDATION_ERROR"
+    )
+    assert missing["details"] == {"servings": ["is required"]}
+    doc = data(writer.post("/api/v1/content/recipes", json={**body, "data": {"servings": 2, "difficulty": "easy"}}))
+    assert doc["data"] == {"servings": 2, "difficulty": "easy"}
+
+
+def test_fields_outside_the_schema_are_422(admin: TestClient, writer: TestClient) -> None:
+    admin.post(TYPES, json=RECIPES)
+    body = {"title": "T", "content": "", "data": {"servings": 1, "calories": 90}}
+    error = assert_error(writer.post("/api/v1/content/recipes", json=body), 422, "VALIDATION_ERROR")
+    assert list(error["details"]) == ["data.calories"]
+
+
+def test_patch_type_changes_only_the_keys_sent(admin: TestClient, site: Site) -> None:
+    path = site.content_dir / "products/_type.yaml"
+    before = path.read_text()
+    assert data(admin.patch(f"{TYPES}/products", json={"label": "Shop"}))["label"] == "Shop"
+    assert path.read_text() == before.replace("label: Products\n", "label: Shop\n")
+
+
+def test_patch_type_fields_changes_the_validation(admin: TestClient, writer: TestClient) -> None:
+    admin.post(TYPES, json=RECIPES)
+    admin.patch(f"{TYPES}/recipes", json={"fields": [{"name": "servings", "type": "integer"}]})
+    assert writer.post("/api/v1/content/recipes", json={"title": "T", "content": ""}).status_code == 201
+
+
+def test_patch_type_with_a_bad_field_is_422_and_writes_nothing(admin: TestClient, site: Site) -> None:
+    path = site.content_dir / "products/_type.yaml"
+    before = path.read_bytes()
+    response = admin.patch(f"{TYPES}/products", json={"fields": [{"name": "x", "type": "colour"}]})
+    assert_error(response, 422, "VALIDATION_ERROR")
+    assert path.read_bytes() == before
+
+
+def test_patch_builtin_type_keeps_the_builtin_fields(admin: TestClient, site: Site) -> None:
+    posts = data(admin.patch(f"{TYPES}/posts", json={"label": "Articles"}))
+    assert posts["label"] == "Articles" and "seo_description" in {f["name"] for f in posts["fields"]}
+    assert (site.content_dir / "posts/_type.yaml").read_text() == "label: Articles\nname: posts\n"
+
+
+def test_patch_unknown_type_is_404(admin: TestClient) -> None:
+    assert_error(admin.patch(f"{TYPES}/recipes", json={"label": "x"}), 404, "NOT_FOUND")
+
+
+def test_delete_type_with_documents_is_409_unless_forced(admin: TestClient, site: Site) -> None:
+    error = assert_error(admin.delete(f"{TYPES}/products"), 409, "CONFLICT")
+    assert error["details"] == {"documents": 6}
+    assert len(list((site.content_dir / "products").glob("*.md"))) == 6
+    assert admin.delete(f"{TYPES}/products", params={"force": "true"}).status_code == 204
+    assert not list((site.content_dir / "products").glob("*"))
+    assert_error(admin.get(f"{TYPES}/products"), 404, "NOT_FOUND")
+    assert_error(admin.get("/api/v1/content/products/kenya-kiambu-aa"), 404, "NOT_FOUND")
+
+
+def test_delete_empty_type(admin: TestClient, site: Site) -> None:
+    admin.post(TYPES, json=RECIPES)
+    assert admin.delete(f"{TYPES}/recipes").status_code == 204
+    assert not (site.content_dir / "recipes/_type.yaml").exists()
+
+
+def test_builtin_type_cannot_be_deleted(admin: TestClient) -> None:
+    assert_error(admin.delete(f"{TYPES}/posts", params={"force": "true"}), 409, "CONFLICT")
+
+
+def test_only_admin_changes_types(writer: TestClient, deleter: TestClient) -> None:
+    assert_error(writer.post(TYPES, json=RECIPES), 403, "FORBIDDEN")
+    assert_error(writer.patch(f"{TYPES}/products", json={"label": "x"}), 403, "FORBIDDEN")
+    assert_error(deleter.delete(f"{TYPES}/products", params={"force": "true"}), 403, "FORBIDDEN")
