@@ -184,16 +184,19 @@ def serve(
     """Serve the REST API and a live preview of the site (with live reload) until Ctrl-C."""
     from cms.serve import serve as run_server
 
-    run_server(
-        _site(site_path),
-        host=host,
-        port=port,
-        watch=not no_watch,
-        workers=workers,
-        log_level=log_level,
-        preview=not no_preview,
-        drafts=drafts,
-    )
+    try:
+        run_server(
+            _site(site_path),
+            host=host,
+            port=port,
+            watch=not no_watch,
+            workers=workers,
+            log_level=log_level,
+            preview=not no_preview,
+            drafts=drafts,
+        )
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a server stops: uvicorn has already shut down cleanly
 
 
 @main.group()
@@ -513,3 +516,50 @@ def webhooks_flush(timeout: float, site_path: str | None) -> None:
 def webhooks_secret(webhook_id: str, site_path: str | None) -> None:
     """Print a subscription's signing secret (for webhooks declared in cms.toml without one)."""
     click.echo(_webhooks(_site(site_path)).secret_of(webhook_id))
+
+
+@main.group()
+def media() -> None:
+    """The media library in uploads/: rebuild derivatives and sidecars."""
+
+
+@media.command("rebuild")
+@site_option
+@handle_errors
+def media_rebuild(site_path: str | None) -> None:
+    """Regenerate every image's AVIF/WebP files, take in images dropped into uploads/, prune leftovers."""
+    from cms.events.bus import Event
+    from cms.media import MediaLibrary
+
+    site = _site(site_path)
+    library = MediaLibrary.load(site)
+    if sys.stderr.isatty():  # a bar on a terminal, one plain line per image otherwise (CI, logs)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        task = bar.add_task("converting", total=max(1, len(library)))
+
+        def progress(path: str, done: int, total: int) -> None:
+            bar.update(task, description=path[-40:], completed=done, total=max(1, total))
+
+        with bar:
+            report = library.rebuild(progress)
+    else:
+        report = library.rebuild(lambda path, done, total: click.echo(f"[{done}/{total}] {path}"))
+    library.close()
+    for rel in report.pruned:
+        click.echo(f"pruned {rel} (its original is gone)")
+    for item in report.ingested:
+        click.echo(f"new    {item.rel(item.file)} ({item.width}x{item.height}, id {item.id})")
+    for rel, reason in report.failed:
+        click.echo(f"error: {rel}: {reason}", err=True)
+    click.echo(
+        f"{len(report.regenerated)} regenerated, {len(report.ingested)} new, "
+        f"{len(report.pruned)} pruned, {len(report.failed)} failed"
+    )
+    base = site.site.base_url
+    _deliver_events(
+        site, [Event("media.uploaded", {"media": i.as_dict(base)}, source="cli", key=i.id) for i in report.ingested]
+    )
+    if report.failed:
+        sys.exit(EXIT_PROBLEMS)

@@ -12,6 +12,7 @@ import itertools
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -96,6 +97,18 @@ class DeliverySection:
 
 
 @dataclass(frozen=True)
+class MediaSection:
+    max_bytes: int = _h(10_485_760, "Largest image upload in bytes (413 above it).")
+    max_pixels: int = _h(50_000_000, "Largest image in pixels, width times height (422 above it).")
+    widths: list[int] = _h([480, 960, 1600], "Widths of the responsive AVIF/WebP variants; never upscaled.")
+    avif_quality: int = _h(60, "AVIF encoder quality, 1-100.")
+    avif_speed: int = _h(6, "AVIF encoder speed, 1 (slow, small files) to 10 (fast).")
+    webp_quality: int = _h(80, "WebP encoder quality, 1-100.")
+    strip_original: bool = _h(False, "Also strip EXIF (GPS, camera data) from the stored original.")
+    folder_pattern: str = _h("images/%Y/%m", "Folder under uploads/ for new images (strftime pattern).")
+
+
+@dataclass(frozen=True)
 class TaxonomySection:
     """A custom taxonomy: documents list its terms in the frontmatter key of the same name."""
 
@@ -112,6 +125,7 @@ SECTIONS: dict[str, type] = {
     "network": NetworkSection,
     "render": RenderSection,
     "delivery": DeliverySection,
+    "media": MediaSection,
 }
 
 # Folders of content/ that hold taxonomy terms or people, not documents.
@@ -131,6 +145,7 @@ class Site:
     network: NetworkSection = field(default_factory=NetworkSection)
     render: RenderSection = field(default_factory=RenderSection)
     delivery: DeliverySection = field(default_factory=DeliverySection)
+    media: MediaSection = field(default_factory=MediaSection)
     taxonomies: dict[str, TaxonomySection] = field(default_factory=dict)
     webhooks: tuple[dict[str, Any], ...] = ()
 
@@ -263,6 +278,7 @@ def _check(site: Site) -> None:
                 raise ConfigError(
                     f"{section}.{key} must be a positive integer, got {value!r}", key=f"{section}.{key}", value=value
                 )
+    _check_media(site.media)
     per_page, most = site.defaults.per_page, site.defaults.max_per_page
     if not 1 <= per_page <= most:
         raise ConfigError(
@@ -298,3 +314,31 @@ def _check(site: Site) -> None:
     if clash:
         name = sorted(clash)[0]
         raise ConfigError(f"taxonomy name {name!r} is reserved", key=f"taxonomies.{name}", value=name)
+
+
+def _check_media(media: MediaSection) -> None:
+    for key, top in (("avif_quality", 100), ("webp_quality", 100), ("avif_speed", 10)):
+        value = getattr(media, key)
+        if value > top:
+            raise ConfigError(f"media.{key} must be at most {top}, got {value!r}", key=f"media.{key}", value=value)
+    bad = [w for w in media.widths if not 16 <= w <= 16384]
+    if bad or not media.widths:
+        raise ConfigError(
+            f"media.widths must list widths between 16 and 16384, got {media.widths!r}",
+            key="media.widths",
+            value=media.widths,
+        )
+    pattern = media.folder_pattern
+    try:
+        folder = datetime(2026, 1, 2, tzinfo=UTC).strftime(pattern)
+    except ValueError as exc:
+        raise ConfigError(
+            f"media.folder_pattern {pattern!r}: {exc}", key="media.folder_pattern", value=pattern
+        ) from None
+    parts = folder.split("/")
+    if "\\" in folder or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        raise ConfigError(
+            f"media.folder_pattern must be a relative folder like images/%Y/%m, got {pattern!r}",
+            key="media.folder_pattern",
+            value=pattern,
+        )

@@ -34,30 +34,38 @@ def configure_logging(level: str = "info") -> None:
 
 
 class Background:
-    """The threads that run beside the API: watcher, scheduler, webhook delivery."""
+    """The threads that run beside the API: watcher, uploads watcher, scheduler, webhook delivery."""
 
     def __init__(self, app: Starlette, watcher: Any, preview: Any = None) -> None:
+        from cms.api.media import library_of
         from cms.events.scheduler import Scheduler
         from cms.events.webhooks import Deliverer
+        from cms.media import UploadsWatcher
 
         svc = app.state.services
         self.watcher = watcher
         self.preview = preview
         self.scheduler = Scheduler(svc.index, svc.bus, svc.state, url=svc.store.url, clock=svc.clock)
         self.deliverer = Deliverer(app.state.webhooks)
+        self.media = library_of(app)  # scanned now rather than on the first media request
+        # Images dropped into uploads/ get derivatives and a sidecar; sidecars other workers write show up.
+        self.uploads = UploadsWatcher(self.media, svc.bus) if watcher is not None else None
 
     def start(self) -> None:
         if self.watcher is not None:
             self.watcher.start()
+        if self.uploads is not None:
+            self.uploads.start()
         self.scheduler.start()
         self.deliverer.start()
         if self.preview is not None:
             self.preview.start()
 
     def stop(self) -> None:
-        for part in (self.watcher, self.scheduler, self.deliverer, self.preview):
+        for part in (self.watcher, self.uploads, self.scheduler, self.deliverer, self.preview):
             if part is not None:
                 part.stop()
+        self.media.close()
         if self.watcher is not None and hasattr(self.watcher.bus, "stop"):
             self.watcher.bus.stop()  # flush coalesced events into the outbox before exiting
 

@@ -51,6 +51,22 @@ _WORDS_PER_MINUTE = 230
 _MD_NOISE = re.compile(r"!\[[^\]]*\]\([^)]*\)|\[\^[^\]]*\]|<[^>]+>|[*_`~#>]+|\[([^\]]*)\]\([^)]*\)")
 
 
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def ulid_time(doc_id: str) -> datetime | None:
+    """The creation moment a ULID encodes (its first 10 characters), None for other ids."""
+    if len(doc_id) != 26 or doc_id[0] not in "01234567":
+        return None
+    ms = 0
+    for ch in doc_id[:10]:
+        digit = _CROCKFORD.find(ch)
+        if digit < 0:
+            return None
+        ms = ms * 32 + digit
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
 def short_hash(doc_id: str) -> str:
     """The 12-hex permanent address of a document, derived from its id (stable across edits)."""
     return hashlib.sha256(doc_id.encode()).hexdigest()[:12]
@@ -225,6 +241,10 @@ def make_document(
     custom = set(taxonomies)
     data = {k: v for k, v in meta.items() if k not in BASE_KEYS or k in custom}
     published = to_datetime(_first(meta, ALIASES["published_at"]), tz)
+    # No `created` key and no date (a new draft): the ULID id the CMS wrote records its creation.
+    created = (
+        to_datetime(_first(meta, ALIASES["created_at"]), tz) or published or (ulid_time(doc_id) if id_in_file else None)
+    )
     return Document(
         id=doc_id,
         type=type,
@@ -239,8 +259,8 @@ def make_document(
         title=str(title) if title is not None else slug.replace("-", " ").capitalize(),
         hash=short_hash(doc_id),
         published_at=published,
-        updated_at=to_datetime(_first(meta, ALIASES["updated_at"]), tz) or published,
-        created_at=to_datetime(_first(meta, ALIASES["created_at"]), tz) or published,
+        updated_at=to_datetime(_first(meta, ALIASES["updated_at"]), tz) or published or created,
+        created_at=created,
         expires_at=to_datetime(_first(meta, ALIASES["expires_at"]), tz),
         stored_status=stored,
         excerpt=str(excerpt),

@@ -186,7 +186,7 @@ class Store:
                 raise Invalid({"title": ["is required"]})
             slug = unique_slug(slugify(title), taken)
         values.setdefault("status", "draft")
-        meta: dict[str, Any] = {"id": new_id()}
+        meta: dict[str, Any] = {"id": new_id(int(self.clock().timestamp() * 1000))}
         meta.update(self._frontmatter_changes(ctype, values, {}, creating=True))
         for f in ctype.fields:  # schema defaults fill what the client left out
             if f.default is not None and f.name not in meta:
@@ -258,7 +258,7 @@ class Store:
             else:
                 body = None  # nothing to write: no new `updated`, no event
             merged = {k: v for k, v in {**meta, **changes}.items() if v is not DELETE}
-            self._validate(ctype, merged, exclude_id=doc.id)
+            self._validate(ctype, merged, exclude_id=doc.id, touched=set(changes) if not replace else None)
             data = update_document(text, changes, body)
             self._check_size(data)
             if data != current:
@@ -357,7 +357,12 @@ class Store:
         if len(data) > MAX_DOCUMENT_BYTES:
             raise Invalid({"content": [f"the document would be {len(data)} bytes; the limit is {MAX_DOCUMENT_BYTES}"]})
 
-    def _validate(self, ctype: ContentType, meta: Mapping[str, Any], exclude_id: str | None) -> None:
+    def _validate(
+        self, ctype: ContentType, meta: Mapping[str, Any], exclude_id: str | None, touched: set[str] | None = None
+    ) -> None:
+        """Invalid unless `meta` is valid. On updates only the keys the write touches are judged: a
+        problem a person made by hand elsewhere in the file (or a category deleted since) must not
+        block an unrelated change; `cms check` reports those."""
         errors = validate(meta, ctype)
         cats = _as_list(meta.get(frontmatter_key("categories", meta)))
         known = self.index.terms.get("categories", {})
@@ -380,6 +385,9 @@ class Store:
                     if other.type == ctype.name and other.id != exclude_id and other.meta.get(f.name) == meta[f.name]:
                         errors.setdefault(f.name, []).append(f"must be unique; {other.slug!r} already has it")
                         break
+        if touched is not None:
+            spellings = {k: {k, *ALIASES.get(k, ())} for k in ("categories", "author", "featured_image")}
+            errors = {k: v for k, v in errors.items() if k in touched or spellings.get(k, set()) & touched}
         if errors:
             raise Invalid(errors)
 

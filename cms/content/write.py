@@ -316,6 +316,11 @@ def ensure_inside(path: Path, root: Path) -> Path:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so that readers see the old or the new file, never a part."""
+    _install(_write_temp(path, data), path)
+
+
+def _write_temp(path: Path, data: bytes) -> str:
+    """A durable temp file beside `path` holding `data`, with `path`'s mode (refuses a symlink)."""
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
     mode = None
@@ -335,12 +340,22 @@ def atomic_write(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def _install(tmp: str, path: Path) -> None:
+    """Rename a temp file from `_write_temp` over `path`, then make the rename durable."""
+    try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_folder(folder)
+    fsync_folder(path.parent)
 
 
 def stage(path: Path, data: bytes) -> Path:
@@ -418,20 +433,30 @@ def replace_checked(path: Path, data: bytes | None, expected_etag: str | None) -
     `expected_etag=None` means the file must not exist yet. The caller holds `document_lock`.
     Raises Conflict(current_etag) when someone else (API client or person) changed the file.
     """
-    current = read_bytes(path)
-    current_etag = etag_of(current) if current is not None else None
-    if current_etag != expected_etag:
-        if expected_etag is None:
-            raise Conflict(f"{path.name} already exists", current_etag=current_etag)
-        if current is None:
-            raise Conflict(f"{path.name} was deleted since it was read", current_etag=None)
-        raise Conflict(f"{path.name} was changed since it was read", current_etag=current_etag)
-    if data is None:
-        os.unlink(path)
-        fsync_folder(path.parent)
-        return None
-    atomic_write(path, data)
-    return etag_of(data)
+    # Write and fsync the new bytes first, check last: a hand edit landing during the fsync
+    # (milliseconds) used to be overwritten; now only the microseconds between the re-read and
+    # os.replace remain (reliability plan 3-B.3).
+    tmp = _write_temp(path, data) if data is not None else None
+    try:
+        current = read_bytes(path)
+        current_etag = etag_of(current) if current is not None else None
+        if current_etag != expected_etag:
+            if expected_etag is None:
+                raise Conflict(f"{path.name} already exists", current_etag=current_etag)
+            if current is None:
+                raise Conflict(f"{path.name} was deleted since it was read", current_etag=None)
+            raise Conflict(f"{path.name} was changed since it was read", current_etag=current_etag)
+        if tmp is None:
+            os.unlink(path)
+            fsync_folder(path.parent)
+            return None
+        _install(tmp, path)
+        tmp = None
+        return etag_of(data) if data is not None else None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 def _writer_alive(name: str) -> bool:

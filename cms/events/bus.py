@@ -183,8 +183,9 @@ class Coalescer:
                 key = event.key or event.id
                 _, held = self._pending.get(key, (now, {}))
                 previous = held.get(event.name)
-                if previous is not None and "changes" in event.data:
-                    merged = sorted(set(previous.data.get("changes", [])) | set(event.data["changes"]))
+                if previous is not None and ("changes" in event.data or "changes" in previous.data):
+                    # a later save that changed no field (a comment, whitespace) keeps the earlier changes
+                    merged = sorted(set(previous.data.get("changes", [])) | set(event.data.get("changes", [])))
                     event = Event(
                         event.name,
                         {**event.data, "changes": merged},

@@ -18,6 +18,7 @@ import json
 import logging
 import random
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -78,7 +79,10 @@ KNOWN_EVENTS = tuple(
     "build.completed",
     "webhook.test",
 )
-_LEASE_S = 60.0
+# A claimed row is leased for this long plus twice the delivery timeout: an attempt lasts at most
+# about timeout (headers) + timeout (the answer's first KiB). A process killed mid-delivery
+# leaves its rows to be picked up again after the lease, so it bounds the delay after a crash.
+_LEASE_S = 10.0
 _EXCERPT = 1024
 _MAX_RETRY_AFTER_S = 86_400
 
@@ -96,6 +100,16 @@ def secret_key(secret: str) -> bytes:
         except ValueError:
             raise BadRequest("a whsec_ secret must be base64 after the prefix") from None
     return secret.encode()
+
+
+def _check_secret(value: Any) -> None:
+    """422 unless `value` is a usable secret: 16+ characters, and valid base64 after a `whsec_` prefix."""
+    if not isinstance(value, str) or len(value) < 16:
+        raise Invalid({"secret": ["must be at least 16 characters (or whsec_ + base64)"]})
+    try:
+        secret_key(value)
+    except BadRequest:
+        raise Invalid({"secret": ["a whsec_ secret must be base64 after the prefix"]}) from None
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -142,7 +156,7 @@ class Webhook:
             "created_at": self.created_at,
             "failing_since": self.failing_since,
             "disabled_reason": self.disabled_reason,
-            "secret_hint": self.secret[:10] + "…",
+            "secret_hint": ("whsec_" if self.secret.startswith("whsec_") else "") + "…" + self.secret[-4:],
         }
 
     def wants(self, event: Event) -> bool:
@@ -225,10 +239,8 @@ class Webhooks:
             values.get("url"), values.get("events", ["*"]), values.get("content_types", values.get("contentTypes"))
         )
         given = values.get("secret")
-        if given is not None and (not isinstance(given, str) or len(given) < 16):
-            raise Invalid({"secret": ["must be at least 16 characters (or whsec_ + base64)"]})
-        if isinstance(given, str):
-            secret_key(given)
+        if given is not None:
+            _check_secret(given)
         secret = given or new_secret()
         enabled = values.get("enabled", True)
         if not isinstance(enabled, bool):
@@ -256,30 +268,71 @@ class Webhooks:
         """Make the `[[webhooks]]` of cms.toml present (ids `cfg_<hash of name>`), config winning.
 
         A config webhook without a secret gets a generated one, kept across restarts; a person
-        with access to the site reads it with `cms webhooks secret ID`.
+        with access to the site reads it with `cms webhooks secret ID`. Every process that opens
+        the site runs this (the server, each `cms` command), so it is one transaction that only
+        touches what differs: a declared webhook never disappears for a moment (an event
+        enqueued meanwhile by a running server would miss it), and its delivery state
+        (failing since, disabled by a 410) is kept while its declaration is unchanged.
         """
-        wanted: dict[str, dict[str, Any]] = {}
+        wanted: dict[str, tuple[Any, ...]] = {}
         for raw in self.site.webhooks:
             name = str(raw.get("name", ""))
-            wanted["cfg_" + hashlib.sha256(name.encode()).hexdigest()[:12]] = raw
-        existing = {w.id: w for w in self.list() if w.source == "config"}
-        with self.state.transaction() as db:
-            for hook_id in set(existing) - set(wanted):
-                db.execute("DELETE FROM webhooks WHERE id = ?", (hook_id,))
-        for hook_id, raw in wanted.items():
+            hook_id = "cfg_" + hashlib.sha256(name.encode()).hexdigest()[:12]
             unknown = sorted(set(raw) - {"name", "url", "events", "content_types", "contentTypes", "secret", "enabled"})
             if unknown:
                 raise ConfigError(f"unknown key webhooks.{unknown[0]} in cms.toml", key=f"webhooks.{unknown[0]}")
             values = dict(raw)
-            if hook_id in existing and "secret" not in values:
-                values["secret"] = existing[hook_id].secret
             try:
-                if hook_id in existing:
-                    with self.state.transaction() as db:
-                        db.execute("DELETE FROM webhooks WHERE id = ?", (hook_id,))
-                self.create(values, source="config", webhook_id=hook_id)
+                if not name.strip():
+                    raise Invalid({"name": ["is required"]})
+                url, events, types = self._check(
+                    values.get("url"),
+                    values.get("events", ["*"]),
+                    values.get("content_types", values.get("contentTypes")),
+                )
+                if values.get("secret") is not None:
+                    _check_secret(values["secret"])
+                enabled = values.get("enabled", True)
+                if not isinstance(enabled, bool):
+                    raise Invalid({"enabled": ["must be true or false"]})
             except Invalid as exc:
                 raise ConfigError(f"webhook {raw.get('name')!r} in cms.toml: {exc.details}", key="webhooks") from None
+            wanted[hook_id] = (name.strip(), url, events, types, values.get("secret"), enabled)
+        with self.state.transaction() as db:
+            cursor = db.execute("SELECT * FROM webhooks WHERE source = 'config'")
+            cursor.row_factory = sqlite3.Row
+            existing = {w.id: w for w in map(_row_webhook, cursor.fetchall())}
+            for hook_id in set(existing) - set(wanted):
+                db.execute("DELETE FROM webhooks WHERE id = ?", (hook_id,))
+            for hook_id, (name, url, events, types, given, enabled) in wanted.items():
+                old = existing.get(hook_id)
+                secret = given or (old.secret if old else new_secret())
+                if old is not None and (old.name, old.url, old.events, old.content_types, old.secret, old.enabled) == (
+                    name,
+                    url,
+                    events,
+                    types,
+                    secret,
+                    enabled,
+                ):
+                    continue
+                db.execute(
+                    "INSERT INTO webhooks (id, name, url, events, content_types, secret, enabled, source, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'config', ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
+                    " url = excluded.url, events = excluded.events, content_types = excluded.content_types,"
+                    " secret = excluded.secret, enabled = excluded.enabled, failing_since = NULL,"
+                    " disabled_reason = NULL",
+                    (
+                        hook_id,
+                        name,
+                        url,
+                        json.dumps(events),
+                        json.dumps(types) if types is not None else None,
+                        secret,
+                        int(enabled),
+                        _now_iso(),
+                    ),
+                )
 
     def secret_of(self, hook_id: str) -> str:
         return self.get(hook_id).secret
@@ -316,9 +369,7 @@ class Webhooks:
         if not isinstance(name, str) or not name.strip():
             raise Invalid({"name": ["must be a non-empty string"]})
         secret = values.get("secret", hook.secret)
-        if not isinstance(secret, str) or len(secret) < 16:
-            raise Invalid({"secret": ["must be at least 16 characters (or whsec_ + base64)"]})
-        secret_key(secret)
+        _check_secret(secret)
         with self.state.transaction() as db:
             db.execute(
                 "UPDATE webhooks SET name = ?, url = ?, events = ?, content_types = ?, enabled = ?, secret = ?,"
@@ -453,7 +504,7 @@ class Webhooks:
                 cursor = db.execute(
                     "UPDATE outbox SET status = 'sending', lease_until = ? WHERE id = ? AND "
                     "(status = 'pending' OR (status = 'sending' AND lease_until < ?))",
-                    (now + _LEASE_S + self.site.delivery.timeout, row_id, now),
+                    (now + _LEASE_S + 2 * self.site.delivery.timeout, row_id, now),
                 )
                 if cursor.rowcount:
                     claimed.append(row_id)
@@ -463,12 +514,21 @@ class Webhooks:
         return self.state.query(f"SELECT * FROM outbox WHERE id IN ({marks}) ORDER BY id", tuple(claimed))  # noqa: S608
 
     def send(self, row: Any, client: httpx.Client) -> None:
-        """One attempt for one claimed row, then record the outcome and schedule what follows."""
+        """One attempt for one claimed row, then record the outcome and schedule what follows.
+
+        The attempt's log entry and its outcome are one transaction (one commit per attempt, and
+        no attempt is logged without its row moving on). A subscription that was deleted or
+        disabled since the row was queued gets no request: the row is cancelled.
+        """
         try:
-            hook = self.get(row["webhook_id"])
+            hook: Webhook | None = self.get(row["webhook_id"])
         except NotFound:
-            self._finish(row["id"], "cancelled", None)
+            hook = None
+        if hook is None or not hook.enabled:
+            with self.state.transaction() as db:
+                self._finish(db, row["id"], "cancelled", None)
             return
+        timeout = self.site.delivery.timeout
         timestamp = int(time.time())
         started = time.perf_counter()
         status: int | None = None
@@ -489,21 +549,23 @@ class Webhooks:
                 "POST", target.pinned_url, content=bytes(row["body"]), headers=headers, extensions=extensions
             ) as response:
                 status = response.status_code
+                retry_after = _retry_after(response.headers.get("retry-after"))
                 chunk = b""
                 for part in response.iter_bytes():
                     chunk += part
-                    if len(chunk) >= _EXCERPT:
+                    # httpx's timeout is per read: a receiver dripping its answer is cut off here
+                    if len(chunk) >= _EXCERPT or time.perf_counter() - started > timeout:
                         break
                 excerpt = chunk[:_EXCERPT].decode("utf-8", "replace")
-                retry_after = _retry_after(response.headers.get("retry-after"))
         except BlockedTarget as exc:
             error = f"blocked: {exc.message}"
         except httpx.TimeoutException:
-            error = f"timed out after {self.site.delivery.timeout:g} s"
+            error = f"timed out after {timeout:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
         latency = (time.perf_counter() - started) * 1000
         attempts = int(row["attempts"]) + 1
+        disabled = False
         with self.state.transaction() as db:
             db.execute(
                 "INSERT INTO attempts (outbox_id, webhook_id, attempted_at, status_code, latency_ms, response, "
@@ -511,22 +573,25 @@ class Webhooks:
                 (row["id"], hook.id, self.clock(), status, round(latency, 1), excerpt, error),
             )
             db.execute("UPDATE outbox SET attempts = ?, last_status = ? WHERE id = ?", (attempts, status, row["id"]))
-        if status is not None and 200 <= status < 300:
-            self._finish(row["id"], "delivered", hook.id)
-        elif status == 410:
-            self._finish(row["id"], "failed", hook.id)
-            self._disable(hook.id, "the receiver answered 410 Gone")
-        elif error and error.startswith("blocked"):
-            self._finish(row["id"], "failed", hook.id)
-            self._mark_failing(hook.id)
-        else:
-            self._retry(row["id"], hook.id, attempts, retry_after if status in (429, 503) else None)
+            if status is not None and 200 <= status < 300:
+                self._finish(db, row["id"], "delivered", hook.id)
+            elif status == 410:
+                self._finish(db, row["id"], "failed", hook.id)
+                self._disable(db, hook.id, "the receiver answered 410 Gone")
+                disabled = True
+            elif error and error.startswith("blocked"):
+                self._finish(db, row["id"], "failed", hook.id)
+                self._mark_failing(db, hook.id)
+            else:
+                self._retry(db, row["id"], hook.id, attempts, retry_after if status in (429, 503) else None)
+        if disabled:
+            log.warning("webhook %s disabled: the receiver answered 410 Gone", hook.id)
 
-    def _retry(self, row_id: int, hook_id: str, attempts: int, retry_after: float | None) -> None:
+    def _retry(self, db: Any, row_id: int, hook_id: str, attempts: int, retry_after: float | None) -> None:
         schedule = self.site.delivery.retry_schedule
         if attempts > len(schedule):
-            self._finish(row_id, "failed", hook_id)
-            self._mark_failing(hook_id)
+            self._finish(db, row_id, "failed", hook_id)
+            self._mark_failing(db, hook_id)
             return
         base = schedule[attempts - 1]
         jitter = self.site.delivery.jitter
@@ -534,35 +599,28 @@ class Webhooks:
         if retry_after is not None:
             delay = max(delay, min(retry_after, _MAX_RETRY_AFTER_S))
         delay *= self.site.delivery.time_scale
-        with self.state.transaction() as db:
-            db.execute(
-                "UPDATE outbox SET status = 'pending', next_attempt_at = ?, lease_until = NULL WHERE id = ?",
-                (self.clock() + delay, row_id),
-            )
+        db.execute(
+            "UPDATE outbox SET status = 'pending', next_attempt_at = ?, lease_until = NULL WHERE id = ?",
+            (self.clock() + delay, row_id),
+        )
 
-    def _finish(self, row_id: int, status: str, hook_id: str | None) -> None:
-        with self.state.transaction() as db:
-            db.execute(
-                "UPDATE outbox SET status = ?, finished_at = ?, lease_until = NULL WHERE id = ?",
-                (status, self.clock(), row_id),
-            )
-            if status == "delivered" and hook_id:
-                db.execute("UPDATE webhooks SET failing_since = NULL WHERE id = ?", (hook_id,))
+    def _finish(self, db: Any, row_id: int, status: str, hook_id: str | None) -> None:
+        db.execute(
+            "UPDATE outbox SET status = ?, finished_at = ?, lease_until = NULL WHERE id = ?",
+            (status, self.clock(), row_id),
+        )
+        if status == "delivered" and hook_id:
+            db.execute("UPDATE webhooks SET failing_since = NULL WHERE id = ?", (hook_id,))
 
-    def _mark_failing(self, hook_id: str) -> None:
-        with self.state.transaction() as db:
-            db.execute(
-                "UPDATE webhooks SET failing_since = COALESCE(failing_since, ?) WHERE id = ?", (_now_iso(), hook_id)
-            )
+    def _mark_failing(self, db: Any, hook_id: str) -> None:
+        db.execute("UPDATE webhooks SET failing_since = COALESCE(failing_since, ?) WHERE id = ?", (_now_iso(), hook_id))
 
-    def _disable(self, hook_id: str, reason: str) -> None:
-        with self.state.transaction() as db:
-            db.execute("UPDATE webhooks SET enabled = 0, disabled_reason = ? WHERE id = ?", (reason, hook_id))
-            db.execute(
-                "UPDATE outbox SET status = 'cancelled', finished_at = ? WHERE webhook_id = ? AND status = 'pending'",
-                (self.clock(), hook_id),
-            )
-        log.warning("webhook %s disabled: %s", hook_id, reason)
+    def _disable(self, db: Any, hook_id: str, reason: str) -> None:
+        db.execute("UPDATE webhooks SET enabled = 0, disabled_reason = ? WHERE id = ?", (reason, hook_id))
+        db.execute(
+            "UPDATE outbox SET status = 'cancelled', finished_at = ? WHERE webhook_id = ? AND status = 'pending'",
+            (self.clock(), hook_id),
+        )
 
     def sweep(self) -> None:
         """Forget finished deliveries older than `delivery.keep_days`."""

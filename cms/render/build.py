@@ -11,6 +11,7 @@ byte-identical output.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -31,7 +32,7 @@ from cms.content.markdown import render_markdown
 from cms.content.model import Document, Status, url_path
 from cms.content.write import atomic_write
 from cms.errors import CMSError
-from cms.events.bus import Event, document_events
+from cms.events.bus import Event, document_events, event_id_for
 from cms.render.output import Output, digest
 from cms.render.theme import ThemeError, make_environment, render_template, static_files, template_digest
 
@@ -141,6 +142,7 @@ class _Site:
             [(p.id, p.title, p.slug) for p in self.pages],
         )
         self._views: dict[str, dict[str, Any]] = {}
+        self.problems: list[str] = []  # content the plan had to skip, reported as build errors
 
     def url_of(self, doc: Document) -> str:
         return url_path(doc.type, doc.slug, doc.lang, self.site.site.language)
@@ -266,6 +268,7 @@ def plan(s: _Site) -> list[Planned]:
             out.append(Planned(path, template, sig, ctx))
 
     list_outputs("/", s.posts, site.site.title, "index.html", {"is_home": True})
+    wanted_aliases: list[tuple[Document, str]] = []
 
     position = {d.id: i for i, d in enumerate(s.posts)}
     for doc in s.docs:
@@ -321,17 +324,7 @@ def plan(s: _Site) -> list[Planned]:
             }
 
         out.append(Planned(s.url_of(doc), template, sig, ctx, needs_html=(doc.id,)))
-        for alias in doc.aliases:
-            if isinstance(alias, str) and alias.startswith("/") and alias != s.url_of(doc):
-                target = s.url_of(doc)
-                out.append(
-                    Planned(
-                        alias if alias.endswith((".html", "/")) else alias + "/",
-                        "alias.html",
-                        _h(g, "alias", alias, target),
-                        lambda target=target: {**common, "target": target, "canonical": s.base_url + target},
-                    )
-                )
+        wanted_aliases += [(doc, alias) for alias in doc.aliases if alias != s.url_of(doc)]
 
     for type_name, docs in sorted(s.by_type.items()):
         ctype = s.index.types.get(type_name)
@@ -410,17 +403,80 @@ def plan(s: _Site) -> list[Planned]:
             data=lambda: f"User-agent: *\nAllow: /\n\nSitemap: {s.base_url}/sitemap.xml\n".encode(),
         )
     )
-    redirects = sorted((a, s.url_of(d)) for d in s.docs for a in d.aliases if isinstance(a, str) and a.startswith("/"))
+    for rel, path in static_files(site).items():
+        content = path.read_bytes()
+        out.append(Planned("/" + rel, None, _h("static", digest(content)), data=lambda content=content: content))
+    out += _uploads(site)
+
+    # Aliases last: a page of the site always wins over an old URL that happens to equal its path.
+    taken = {_site_key(p.path) or p.path for p in out} | {"_redirects"}
+    folders = {f for key in taken for f in _folders(key)}
+    redirects: list[tuple[str, str]] = []
+    for doc, alias in wanted_aliases:
+        path = alias if isinstance(alias, str) and alias.endswith((".html", "/")) else f"{alias}/"
+        key = _site_key(path)
+        problem = _alias_problem(alias, key, taken, folders)
+        if problem or key is None:
+            s.problems.append(f"{site.paths.content}/{doc.path}:{_line_of_key(site, doc, 'aliases')}: {problem}")
+            continue
+        taken.add(key)
+        folders.update(_folders(key))
+        target = s.url_of(doc)
+        redirects.append((alias, target))
+        out.append(
+            Planned(
+                path,
+                "alias.html",
+                _h(g, "alias", alias, target),
+                lambda target=target: {**common, "target": target, "canonical": s.base_url + target},
+            )
+        )
+    redirects.sort()
     out.append(
         Planned(
             "/_redirects", None, _h(g, redirects), data=lambda: "".join(f"{a} {t} 301\n" for a, t in redirects).encode()
         )
     )
-    for rel, path in static_files(site).items():
-        content = path.read_bytes()
-        out.append(Planned("/" + rel, None, _h("static", digest(content)), data=lambda content=content: content))
-    out += _uploads(site)
     return out
+
+
+def _site_key(path: str) -> str | None:
+    """The output file of a site path (`/a/` -> `a/index.html`), None if it is no clean path inside the site."""
+    clean = path.lstrip("/")
+    if not clean or clean.endswith("/"):
+        clean += "index.html"
+    parts = clean.split("/")
+    if any(p in ("", ".", "..") or p != p.strip() or any(c in p for c in "\\?#") for p in parts):
+        return None
+    if any(ord(c) < 32 or ord(c) == 127 for c in clean):
+        return None
+    return clean
+
+
+def _folders(key: str) -> list[str]:
+    """The folders an output file lives in: `a/b/index.html` -> [`a`, `a/b`]."""
+    parts = key.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _alias_problem(alias: object, key: str | None, taken: set[str], folders: set[str]) -> str | None:
+    """Why an alias gets no redirect page (None: it is fine). `taken`: output files; `folders`: their folders."""
+    if not isinstance(alias, str) or not alias.startswith("/") or alias.startswith("//"):
+        return f"alias {alias!r} is not a site path (it must start with one /); skipped"
+    if key is None:
+        return f"alias {alias!r} is not allowed (.. or empty segments, \\, ?, # or control characters); skipped"
+    if key in taken or key in folders or any(f in taken for f in _folders(key)):
+        return f"alias {alias!r} is already the path of another output; skipped"
+    return None
+
+
+def _line_of_key(site: Site, doc: Document, key: str) -> int:
+    """The line of `key:` in a document's frontmatter (1 when not found): for messages only."""
+    try:
+        lines = (site.content_dir / doc.path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return 1
+    return next((n for n, line in enumerate(lines, 1) if line.startswith(f"{key}:")), 1)
 
 
 PUBLISHED_UPLOADS = (".jpg", ".jpeg", ".png", ".webp", ".avif", ".gif", ".svg", ".pdf", ".mp4", ".webm", ".mp3")
@@ -530,21 +586,32 @@ def build(
     out = (out or site.output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     mpath = manifest_path(site, out)
-    previous = {} if clean else _load_manifest(mpath)
-    old_outputs: dict[str, str] = previous.get("outputs", {})
+    stored = _load_manifest(mpath)
+    old_outputs: dict[str, str] = {} if clean else stored.get("outputs", {})
+    old_docs: dict[str, Any] | None = stored.get("docs")  # --clean re-renders, but changes are still changes
     s = _Site(site, index, now=now, drafts=drafts, base_url=base_url or site.site.base_url)
     env = make_environment(site)
     output = Output(out)
     planned = plan(s)
-    errors: list[str] = []
+
+    errors: list[str] = list(s.problems)
 
     todo = []
     for item in planned:
-        key = output.key(item.path)
+        try:
+            key = output.key(item.path)
+        except CMSError as exc:  # a path that would leave the output folder or pass a symlink
+            errors.append(f"{item.path}: {exc}")
+            continue
         if old_outputs.get(key) == item.signature and (out / key).is_file():
             output.keep(key)
         else:
             todo.append((key, item))
+    if todo and stored.get("outputs"):
+        # Forget the signatures of the outputs about to be rewritten before touching them: if this
+        # build is interrupted, the next one renders them again instead of trusting the folder.
+        pending = {key for key, _ in todo}
+        _write_manifest(mpath, {k: v for k, v in old_outputs.items() if k not in pending}, old_docs)
     _prerender(s, [item for _, item in todo], workers)
 
     signatures: dict[str, str] = {}
@@ -560,7 +627,11 @@ def build(
             errors.append(str(exc))
             continue
         before = len(output.written)
-        output.write(item.path, data)
+        try:
+            output.write(item.path, data)
+        except (CMSError, OSError) as exc:  # e.g. a symlink or a file where a folder must go
+            errors.append(f"{key}: {exc}")
+            continue
         signatures[key] = item.signature
         if len(output.written) > before:
             changed_urls.append(s.base_url + "/" + key.removesuffix("index.html"))
@@ -572,7 +643,7 @@ def build(
     changed_urls += [s.base_url + "/" + k.removesuffix("index.html") for k in output.removed]
 
     docs_now = {d.id: {"etag": d.etag, "type": d.type, "status": d.status_at(now).value} for d in s.docs}
-    events = _change_events(previous.get("docs"), docs_now, index, now, s)
+    events = _change_events(old_docs, docs_now, index, now, s)
     seconds = time.perf_counter() - started
     events.append(
         Event(
@@ -590,18 +661,18 @@ def build(
             source="build",
         )
     )
-    if not errors or signatures:
+    if output.written or output.removed:
         os.sync()  # outputs were renamed into place without per-file fsync: make the build durable once
-        atomic_write(
-            mpath,
-            json.dumps(
-                {"version": MANIFEST_VERSION, "outputs": dict(sorted(signatures.items())), "docs": docs_now},
-                sort_keys=True,
-            ).encode(),
-        )
+    if signatures != stored.get("outputs") or docs_now != old_docs:
+        _write_manifest(mpath, signatures, docs_now)
     return BuildResult(
         output.written, output.unchanged, output.removed, errors, seconds, sorted(set(changed_urls)), events
     )
+
+
+def _write_manifest(path: Path, outputs: dict[str, str], docs: dict[str, Any] | None) -> None:
+    data = {"version": MANIFEST_VERSION, "outputs": dict(sorted(outputs.items())), "docs": docs}
+    atomic_write(path, json.dumps(data, sort_keys=True).encode())
 
 
 def _existing_files(out: Path) -> set[str]:
@@ -648,7 +719,12 @@ def _change_events(
                 e for e in document_events(None, doc, now, source="build", url=url) if e.name.endswith(".published")
             ]
         elif old["etag"] != info["etag"]:
-            events += [e for e in document_events(doc, doc, now, source="build", url=url)]
+            # Only the new version is at hand; the id is made from both ETags, as the store and
+            # the watcher make it, so a receiver that got this change from them deduplicates it.
+            events += [
+                dataclasses.replace(e, id=event_id_for(doc_id, info["etag"], old["etag"], e.name))
+                for e in document_events(doc, doc, now, source="build", url=url)
+            ]
     for doc_id, old in sorted(before.items()):
         if doc_id not in now_docs:
             doc = index.docs.get(doc_id)
@@ -662,5 +738,8 @@ def _change_events(
                     "status": doc.status_at(now).value if doc else "deleted",
                 }
             }
-            events.append(Event(f"{kind}.deleted", data, source="build", key=doc_id))
+            name = f"{kind}.deleted"
+            events.append(
+                Event(name, data, id=event_id_for(doc_id, None, old.get("etag"), name), source="build", key=doc_id)
+            )
     return events

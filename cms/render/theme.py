@@ -8,6 +8,8 @@ exactly one place (`build._render_body`). A template error names the template fi
 from __future__ import annotations
 
 import hashlib
+import threading
+import traceback
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,27 @@ def theme_dirs(site: Site) -> list[Path]:
 
 
 def make_environment(site: Site) -> Environment:
+    """The theme's Jinja2 environment, reused while the theme's files stay the same.
+
+    Compiling the templates costs more than rendering a small site, and the preview rebuilds after
+    every edit, so the environment of the last build is kept per theme folders and time zone; any
+    change to a theme file (an edit, a new override, a removed one) gives a fresh environment."""
+    key = (tuple(str(d.resolve()) for d in theme_dirs(site)), str(site.tz))
+    version = template_digest(site)
+    with _ENV_LOCK:
+        kept = _ENVIRONMENTS.get(key)
+        if kept is not None and kept[0] == version:
+            return kept[1]
+        env = _new_environment(site)
+        _ENVIRONMENTS[key] = (version, env)
+    return env
+
+
+_ENVIRONMENTS: dict[tuple[tuple[str, ...], str], tuple[str, Environment]] = {}
+_ENV_LOCK = threading.Lock()
+
+
+def _new_environment(site: Site) -> Environment:
     loaders = [FileSystemLoader(str(d / "templates")) for d in theme_dirs(site)]
     env = Environment(
         loader=ChoiceLoader(loaders),
@@ -91,4 +114,23 @@ def render_template(env: Environment, name: str, context: dict[str, Any]) -> str
     except TemplateError as exc:
         where = getattr(exc, "filename", None) or getattr(exc, "name", None) or name
         line = getattr(exc, "lineno", None)
+        if line is None:  # a runtime error (undefined name, bad filter argument): find the template's frame
+            where, line = _template_frame(exc) or (where, None)
         raise ThemeError(f"{where}:{line or '?'}: {exc}") from None
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError) as exc:
+        # Raised inside a filter or a method a template called (`{{ title|date }}`, `{{ 1 / 0 }}`):
+        # the template is still what is broken, so report it like a template error, not a traceback.
+        where, line = _template_frame(exc) or (name, None)
+        raise ThemeError(f"{where}:{line or '?'}: {type(exc).__name__}: {exc}") from None
+
+
+def _template_frame(exc: BaseException) -> tuple[str, int] | None:
+    """File and line of the innermost template frame of a render error.
+
+    Jinja2 rewrites tracebacks so that a template's frames carry the template file as their file
+    name and the template line as their line number; the innermost one is where the error is."""
+    found = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.endswith((".html", ".htm", ".xml")) and frame.lineno:
+            found = (frame.filename, frame.lineno)
+    return found

@@ -87,6 +87,9 @@ def _node_id_for_schemathesis(request: pytest.FixtureRequest) -> None:
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
+# One test runs every operation (as subtests): far past the suite's 120 s default per test.
+@pytest.mark.slow
+@pytest.mark.timeout(300 + 10 * EXAMPLES)
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_api_conforms_to_its_openapi_spec(case: Any, fuzzed: Fuzzed) -> None:
@@ -100,8 +103,6 @@ def test_every_operation_is_fuzzed(api_schema: Any) -> None:
     tests/api/test_openapi.py covers that one directly.
     """
     generated = {result.ok().label for result in api_schema.get_all_operations()}
-    declared = {
-        f"{method.upper()} {path}" for path, item in api_schema.raw_schema["paths"].items() for method in item
-    }
+    declared = {f"{method.upper()} {path}" for path, item in api_schema.raw_schema["paths"].items() for method in item}
     assert declared - generated == {"GET /api/v1/openapi.json"}
     assert len(generated) > 80

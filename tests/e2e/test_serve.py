@@ -120,10 +120,6 @@ def test_server_stops_within_10_s_of_sigint_without_a_traceback(server: Server) 
     assert "Application shutdown complete." in server.stderr()
 
 
-@pytest.mark.xfail(
-    reason="uvicorn re-raises the captured SIGINT after its graceful shutdown; click turns the KeyboardInterrupt "
-    "into 'Aborted!' and exit status 1 (cms/cli.py serve does not catch it)",
-)
 def test_server_exit_status_after_sigint_is_0(server: Server) -> None:
     code, _ = server.stop()  # already stopped by the test above when the module runs in order
     assert code == 0, server.stderr()[-500:]
