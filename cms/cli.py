@@ -99,7 +99,7 @@ def new(
     from cms.content.store import Store
 
     site = _site(site_path)
-    index = Index.load(site, fill_search=False)
+    index = Index.load(site, fill_search=False, use_snapshot=True)
     values: dict[str, Any] = {"title": title, "content": "", "status": "published" if publish else "draft"}
     if slug:
         values["slug"] = slug
@@ -121,7 +121,7 @@ def check(site_path: str | None) -> None:
     from cms.content.index import Index
 
     site = _site(site_path)
-    index = Index.load(site, fill_search=False)
+    index = Index.load(site, fill_search=False, use_snapshot=True)
     root = site.content_dir.relative_to(site.root)
     for rel, problem in sorted(index.problems.items()):
         click.echo(f"{root / rel}:{problem.line}: {problem.message}")
@@ -142,7 +142,7 @@ def index_command(site_path: str | None) -> None:
 
     site = _site(site_path)
     started = time.perf_counter()
-    index = Index.load(site, fill_search=False)
+    index = Index.load(site, fill_search=False, use_snapshot=True)
     elapsed = time.perf_counter() - started
     now = datetime.now(UTC)
     counts: dict[str, dict[str, int]] = {}
@@ -337,7 +337,7 @@ def build_command(
     from cms.render.build import build
 
     site = _site(site_path)
-    index = Index.load(site, fill_search=False)
+    index = Index.load(site, fill_search=False, use_snapshot=True)
     for rel, problem in sorted(index.problems.items()):
         click.echo(f"{site.paths.content}/{rel}:{problem.line}: {problem.message}", err=True)
     progress, finish = _progress(quiet)

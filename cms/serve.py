@@ -86,7 +86,7 @@ def build_app(site: Site, *, watch: bool = True) -> tuple[Starlette, Any]:
     The watcher publishes through a Coalescer: a burst of saves of one file within two seconds
     becomes one event, while its index update stays immediate.
     """
-    index = Index.load(site)
+    index = Index.load(site, use_snapshot=True)
     bus = Bus()
     removed = Store(site, index, bus).recover()
     if removed:

@@ -122,13 +122,12 @@ def _operation(spec: dict[str, Any], path: str, method: str, op: dict[str, Any])
             for p in params
         )
         parts.append(f"<h4>Parameters</h4><table><tr><th>name</th><th>in</th><th>type</th><th></th></tr>{rows}</table>")
-    body = op.get("requestBody", {}).get("content", {}).get("application/json")
-    if body:
-        parts.append("<h4>Request body <span class=muted>(application/json)</span></h4>")
+    for media, body in op.get("requestBody", {}).get("content", {}).items():
+        parts.append(f"<h4>Request body <span class=muted>({escape(media)})</span></h4>")
         parts.append(_schema_block(spec, body.get("schema", {}), 0))
         if "example" in body:
             parts.append(f"<pre>{escape(orjson.dumps(body['example'], option=orjson.OPT_INDENT_2).decode())}</pre>")
-    rows = []
+    responses = []
     for status, response in op.get("responses", {}).items():
         ref = response.get("$ref", "")
         if ref:
@@ -138,13 +137,13 @@ def _operation(spec: dict[str, Any], path: str, method: str, op: dict[str, Any])
         for media, media_obj in content.items():
             shape += f"<span class=muted>{escape(media)}</span> {_type(spec, media_obj.get('schema', {}))} "
         headers = ", ".join(f"<code>{escape(h)}</code>" for h in response.get("headers", {}))
-        rows.append(
+        responses.append(
             f"<tr><td><strong>{escape(status)}</strong></td><td>{escape(response.get('description', ''))}</td>"
             f"<td>{shape}</td><td>{headers}</td></tr>"
         )
     parts.append(
         "<h4>Responses</h4><table><tr><th>status</th><th></th><th>body</th><th>headers</th></tr>"
-        + "".join(rows)
+        + "".join(responses)
         + "</table>"
     )
     m = escape(method.lower())
@@ -174,6 +173,9 @@ def _type(spec: dict[str, Any], schema: Any) -> str:
         return f"<code>{escape(orjson.dumps(schema['const']).decode())}</code>"
     if "enum" in schema:
         return " | ".join(f"<code>{escape(orjson.dumps(v).decode())}</code>" for v in schema["enum"])
+    props = schema.get("properties")
+    if props and len(props) <= 4:  # an envelope: {data: Post, pagination: Pagination}
+        return "{" + ", ".join(f"{escape(k)}: {_type(spec, v) or 'any'}" for k, v in props.items()) + "}"
     types = schema.get("type")
     if types is None:
         if "properties" in schema or "required" in schema:

@@ -433,7 +433,7 @@ def _document_op(
     site = ctx.site
     name = ctx.prefix(None if generic else type_name)
     if not generic:
-        _document_components(ctx, type_name)  # type: ignore[arg-type]
+        _document_components(ctx, type_name)
     tag = "content" if generic else _type_tag(type_name)  # type: ignore[arg-type]
     label = f"{type_name}" if not generic else "documents of a type"
     public = bool(site.api.public_types) if generic else type_name in site.api.public_types
@@ -1686,7 +1686,7 @@ def _media_schemas() -> dict[str, Any]:
         "caption": {**_STRING_OR_NULL, "maxLength": 2000},
         "credit": {**_STRING_OR_NULL, "maxLength": 2000},
     }
-    upload = {
+    upload: dict[str, dict[str, Any]] = {
         **texts,
         "filename": {**_STRING_OR_NULL, "description": "Original file name (its stem names the files)"},
         "folder": {**_STRING_OR_NULL, "description": "Folder under uploads/ (default media.folder_pattern)"},

@@ -43,11 +43,13 @@ async def create_webhook(request: Request) -> Response:
 
 async def get_webhook(request: Request) -> Response:
     require(request, "admin")
+    only_params(query_params(request), ())
     return json_response({"data": _hooks(request).get(request.path_params["id"]).as_dict()})
 
 
 async def update_webhook(request: Request) -> Response:
     require(request, "admin")
+    only_params(query_params(request), ())
     body = await read_json(request)
     hook = await run_in_threadpool(_hooks(request).update, request.path_params["id"], body)
     return json_response({"data": hook.as_dict()})
@@ -55,6 +57,7 @@ async def update_webhook(request: Request) -> Response:
 
 async def delete_webhook(request: Request) -> Response:
     require(request, "admin")
+    only_params(query_params(request), ())
     await run_in_threadpool(_hooks(request).delete, request.path_params["id"])
     return Response(status_code=204)
 
@@ -62,6 +65,7 @@ async def delete_webhook(request: Request) -> Response:
 async def test_webhook(request: Request) -> Response:
     """Queue a `webhook.test` event for this one subscription and say which delivery it is."""
     require(request, "admin")
+    only_params(query_params(request), ())
     hooks = _hooks(request)
     hook = hooks.get(request.path_params["id"])
     event = Event("webhook.test", {"webhook": {"id": hook.id, "name": hook.name}}, source="api")
@@ -94,6 +98,7 @@ async def list_deliveries(request: Request) -> Response:
 
 async def redeliver(request: Request) -> Response:
     require(request, "admin")
+    only_params(query_params(request), ())
     try:
         delivery = int(request.path_params["delivery"])
     except ValueError:
@@ -105,6 +110,7 @@ async def redeliver(request: Request) -> Response:
 async def trigger(request: Request) -> Response:
     """Seed 000's POST /webhook/trigger: publish an event with a given payload to every subscriber."""
     require(request, "admin")
+    only_params(query_params(request), ())
     body = await read_json(request)
     name = body.get("event")
     payload = body.get("payload", {})

@@ -17,7 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cms import __version__
 from cms.config import Site
+from cms.content import snapshot
 from cms.content.model import (
     BUILTIN_TYPES,
     ContentType,
@@ -104,16 +106,25 @@ class Index:
 
     # -- loading -----------------------------------------------------------------------------
     @classmethod
-    def load(cls, site: Site, *, fill_search: bool = True, background_search: bool = True) -> Index:
-        """Read the whole content tree. Full text fills in the background unless told otherwise."""
+    def load(
+        cls, site: Site, *, fill_search: bool = True, background_search: bool = True, use_snapshot: bool = False
+    ) -> Index:
+        """Read the whole content tree. Full text fills in the background unless told otherwise.
+
+        With `use_snapshot` (the server and the CLI), files unchanged since the last load come from
+        `.cms/index/snapshot.pickle` instead of being parsed again, and the snapshot is refreshed."""
         index = cls(site)
         files = index._scan()
         for rel in sorted(f for f, loc in files.items() if loc.kind == "schema"):
             index._load_schema(rel)
         for rel in sorted(f for f, loc in files.items() if loc.kind == "term"):
             index._load_term(rel, files[rel])
-        for rel in sorted(f for f, loc in files.items() if loc.kind == "document"):
-            index._load_document(rel, files[rel])
+        documents = sorted(f for f, loc in files.items() if loc.kind == "document")
+        if use_snapshot:
+            index._load_documents_with_snapshot(documents, files)
+        else:
+            for rel in documents:
+                index._load_document(rel, files[rel])
         if fill_search:
             rows = ((d.id, d.title, d.excerpt, d.body) for d in index.docs.values())
             if background_search:
@@ -122,22 +133,72 @@ class Index:
                 index.search.put_many(rows)
         return index
 
+    def _snapshot_key(self) -> str:
+        schemas = sorted((name, self.type_paths.get(name), ctype) for name, ctype in self.types.items())
+        return snapshot.key_of(
+            __version__, self.site.site.timezone, sorted(self.site.taxonomies), schemas, self.site.reserved_folders
+        )
+
+    def _load_documents_with_snapshot(self, documents: list[str], files: dict[str, Location]) -> None:
+        path = self.site.state_dir / "index" / "snapshot.pickle"
+        key = self._snapshot_key()
+        cached = snapshot.read(path, key)
+        root = str(self.root)
+        entries: dict[str, Any] = {}
+        misses = 0
+        for rel in documents:
+            sig = snapshot.signature(os.path.join(root, rel))
+            hit = cached.get(rel)
+            if hit is not None and sig is not None and hit[0] == sig:
+                doc, problem = hit[1], hit[2]
+                if doc is not None:
+                    clash = self._clash(doc)
+                    if clash is None:
+                        self._add(doc)
+                        if problem is not None:
+                            self.problems[rel] = problem
+                        entries[rel] = hit
+                        continue
+                elif problem is not None:
+                    self.problems[rel] = problem
+                    entries[rel] = hit
+                    continue
+            misses += 1
+            doc = self._load_document(rel, files[rel])
+            problem = self.problems.get(rel)
+            if problem is not None and problem.message.startswith("duplicate "):
+                continue  # depends on other files: never cached
+            if sig is not None:
+                entries[rel] = (sig, doc, problem)
+        if misses or set(entries) != set(cached):
+            try:
+                snapshot.write(path, key, entries)
+            except OSError:
+                pass  # a read-only state folder only costs the next start its speed
+
     def _scan(self) -> dict[str, Location]:
         """Paths under content/ that the CMS reads; symlinks leading outside are problems."""
         found: dict[str, Location] = {}
         if not self.root.is_dir():
             return found
-        root = str(self.root)
         reserved = self.site.reserved_folders
-        for folder, dirs, names in os.walk(root):
-            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
-            for name in names:
-                full = os.path.join(folder, name)
-                rel = os.path.relpath(full, root).replace(os.sep, "/")
+        stack = [(str(self.root), "")]
+        while stack:  # scandir: file types come with the listing, so no stat per file
+            folder, prefix = stack.pop()
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError:
+                continue
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if not entry.name.startswith((".", "_")):
+                        stack.append((entry.path, rel + "/"))
+                    continue
                 loc = locate(rel, reserved)
                 if loc is None:
                     continue
-                if os.path.islink(full) and not self._link_inside(full):
+                if entry.is_symlink() and not self._link_inside(entry.path):
                     self.problems[rel] = ParseError(rel, 1, "symbolic link points outside content/; ignored")
                     continue
                 found[rel] = loc

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any
 
 import yaml
@@ -225,13 +224,14 @@ def locate(rel: str, reserved: tuple[str, ...]) -> Location | None:
     (`<type>/<slug>/index.md`) load too; `<slug>.<lang>.md` is a translation; files directly in
     content/ are pages; names starting with `_` or `.` are ignored, except `_type.yaml`.
     """
-    path = PurePosixPath(rel)
-    parts = path.parts
-    if not parts or path.is_absolute() or any(p.startswith((".", "~")) or p.endswith("~") for p in parts):
+    if not rel or rel.startswith("/"):
+        return None
+    parts = tuple(p for p in rel.split("/") if p)  # a plain split: this runs for every file of a load
+    if not parts or any(p.startswith((".", "~")) or p.endswith("~") for p in parts):
         return None
     name = parts[-1]
     if name == "_type.yaml" and len(parts) == 2:
-        return Location("schema", parts[0], "")
+        return Location("schema", parts[0], "") if parts[0] not in reserved else None
     if not name.endswith(DOCUMENT_SUFFIX) or name.startswith("_"):
         return None
     stem = name[: -len(DOCUMENT_SUFFIX)]

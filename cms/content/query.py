@@ -7,6 +7,7 @@ names the parameter and what is accepted: a typo must never return a silently wr
 
 from __future__ import annotations
 
+import html
 import math
 import operator
 import random as _random
@@ -18,7 +19,7 @@ from typing import Any
 
 from cms.content.index import Index
 from cms.content.model import Document, Status, to_datetime
-from cms.content.search import to_fts_query
+from cms.content.search import snippet, to_fts_query
 from cms.errors import BadRequest
 
 Predicate = Callable[[Document, datetime], bool]
@@ -724,8 +725,7 @@ def run(index: Index, query: Query, now: datetime | None = None, *, default_lang
     candidates = _candidates(index, query)
     ranks: dict[str, int] | None = None
     if query.search:
-        hits = index.search.search(query.search)
-        ranks = {h.doc_id: i for i, h in enumerate(hits)}
+        ranks = {doc_id: i for i, doc_id in enumerate(index.search.ranked(query.search))}
         candidates = set(ranks) if candidates is None else candidates & set(ranks)
 
     sort = query.sort or (() if ranks is not None else (("published_at", True),))
@@ -757,7 +757,10 @@ def run(index: Index, query: Query, now: datetime | None = None, *, default_lang
             matched = sorted(matched, key=lambda d: rank[d.id])
     start = (query.page - 1) * query.per_page
     items = matched[start : start + query.per_page]
-    snippets = index.search.snippets(query.search, [d.id for d in items]) if query.search and items else {}
+    snippets = {}
+    if query.search:
+        for doc in items:
+            snippets[doc.id] = snippet(query.search, (doc.body, doc.excerpt, doc.title)) or html.escape(doc.excerpt)
     return Page(items, len(matched), query.page, query.per_page, snippets)
 
 

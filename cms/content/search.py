@@ -40,6 +40,8 @@ class FullText:
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._ready.set()
+        self._version = 0  # bumped by every change: invalidates the ranked-results cache
+        self._ranked: dict[str, tuple[int, list[str]]] = {}
 
     # -- filling ---------------------------------------------------------------------------
     def fill_in_background(self, rows: Iterable[tuple[str, str, str, str]]) -> threading.Thread:
@@ -74,6 +76,7 @@ class FullText:
             self._forget(doc_id)
 
     def _assign(self, doc_id: str) -> int:
+        self._version += 1
         rowid = self._next
         self._next += 1
         self._rowids[doc_id] = rowid
@@ -81,6 +84,7 @@ class FullText:
         return rowid
 
     def _forget(self, doc_id: str) -> None:
+        self._version += 1
         rowid = self._rowids.pop(doc_id, None)
         if rowid is not None:
             del self._ids[rowid]
@@ -92,18 +96,33 @@ class FullText:
     # -- querying --------------------------------------------------------------------------
     def search(self, text: str) -> list[Hit]:
         """Every matching document, best first. All words must match (prefix match on the last)."""
+        return [Hit(doc_id, float(i)) for i, doc_id in enumerate(self.ranked(text))]
+
+    def ranked(self, text: str) -> list[str]:
+        """Ids of every matching document, best first (bm25, title weighted over excerpt over body).
+
+        Cached per query until the table changes: bm25 over thousands of hits is the costly part,
+        and lists page through the same search."""
         query = to_fts_query(text)
         if not query:
             return []
         self.wait_ready()
         with self._lock:
+            cached = self._ranked.get(query)
+            if cached is not None and cached[0] == self._version:
+                return cached[1]
             rows = self._db.execute(
-                "SELECT rowid, bm25(fts, 10.0, 4.0, 1.0) AS r FROM fts WHERE fts MATCH ? ORDER BY r", (query,)
+                "SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY bm25(fts, 10.0, 4.0, 1.0)", (query,)
             ).fetchall()
-        return [Hit(self._ids[rowid], rank) for rowid, rank in rows if rowid in self._ids]
+            ids = self._ids
+            result = [ids[rowid] for (rowid,) in rows if rowid in ids]
+            if len(self._ranked) > 256:
+                self._ranked.clear()
+            self._ranked[query] = (self._version, result)
+        return result
 
     def snippets(self, text: str, doc_ids: Iterable[str], tokens: int = 16) -> dict[str, str]:
-        """Snippets with <mark> around matches, for just the documents shown (they cost ~1 ms each)."""
+        """Snippets from SQLite (kept for callers without the documents; `snippet()` is cheaper)."""
         query = to_fts_query(text)
         wanted = [self._rowids[d] for d in doc_ids if d in self._rowids]
         if not query or not wanted:
@@ -124,6 +143,32 @@ class FullText:
 
     def __len__(self) -> int:
         return len(self._rowids)
+
+
+def snippet(text: str, fields: Iterable[str], width: int = 90) -> str:
+    """An HTML-escaped excerpt around the first match of the search words, matches in <mark>.
+
+    Built in Python from the text the index already holds: SQLite's snippet() re-reads and
+    re-tokenizes each body, which costs about a millisecond per document."""
+    words = _TOKEN.findall(text)[:_MAX_TERMS]
+    if not words:
+        return ""
+    alternatives = [re.escape(w) for w in words[:-1]] + [re.escape(words[-1]) + r"\w*"]
+    pattern = re.compile(r"\b(?:" + "|".join(alternatives) + r")\b", re.IGNORECASE)
+    for field_text in fields:
+        found = pattern.search(field_text)
+        if found is None:
+            continue
+        start = max(0, found.start() - width // 3)
+        end = min(len(field_text), start + width)
+        if start > 0:  # begin at a word boundary
+            space = field_text.find(" ", start, found.start())
+            start = space + 1 if space != -1 else start
+        piece = " ".join(field_text[start:end].split())
+        marked = pattern.sub(lambda m: "\x01" + m.group(0) + "\x02", piece)
+        escaped = html.escape(marked).replace("\x01", "<mark>").replace("\x02", "</mark>")
+        return ("…" if start > 0 else "") + escaped + ("…" if end < len(field_text) else "")
+    return ""
 
 
 def to_fts_query(text: str) -> str:

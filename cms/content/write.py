@@ -13,13 +13,16 @@ processes makes "check the hash, then replace" one step for every writer on the 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
+import functools
 import hashlib
 import io
 import os
 import secrets
 import stat
+import sys
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -433,9 +436,10 @@ def replace_checked(path: Path, data: bytes | None, expected_etag: str | None) -
     `expected_etag=None` means the file must not exist yet. The caller holds `document_lock`.
     Raises Conflict(current_etag) when someone else (API client or person) changed the file.
     """
-    # Write and fsync the new bytes first, check last: a hand edit landing during the fsync
-    # (milliseconds) used to be overwritten; now only the microseconds between the re-read and
-    # os.replace remain (reliability plan 3-B.3).
+    # The new bytes are written and fsynced before the check (a hand edit landing during an fsync
+    # used to be overwritten). The lock does not bind people: where the system allows, the file
+    # goes in with link() (create: fails if a file appeared) or an atomic swap that is checked
+    # afterwards (reliability plan 3-B.3), so no window is left between the check and the write.
     tmp = _write_temp(path, data) if data is not None else None
     try:
         current = read_bytes(path)
@@ -446,17 +450,88 @@ def replace_checked(path: Path, data: bytes | None, expected_etag: str | None) -
             if current is None:
                 raise Conflict(f"{path.name} was deleted since it was read", current_etag=None)
             raise Conflict(f"{path.name} was changed since it was read", current_etag=current_etag)
-        if tmp is None:
+        if tmp is None or data is None:
             os.unlink(path)
             fsync_folder(path.parent)
             return None
-        _install(tmp, path)
+        new_etag = etag_of(data)
+        if expected_etag is None:
+            placed = _link_new(tmp, path)
+        else:
+            placed = _swap_checked(tmp, path, data, expected_etag)
+        if not placed:  # no link()/RENAME_EXCHANGE here: the check above is the last word
+            _install(tmp, path)
         tmp = None
-        return etag_of(data) if data is not None else None
+        return new_etag
     finally:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+
+def _link_new(tmp: str, path: Path) -> bool:
+    """Give the temp file its final name unless a file took that name meanwhile; False if unsupported."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        now = read_bytes(path)
+        raise Conflict(f"{path.name} already exists", current_etag=etag_of(now) if now is not None else None) from None
+    except OSError as exc:
+        if exc.errno in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+            return False
+        raise
+    os.unlink(tmp)
+    fsync_folder(path.parent)
+    return True
+
+
+def _swap_checked(tmp: str, path: Path, data: bytes, expected_etag: str) -> bool:
+    """Swap the temp file in, then check what came out; swap back on a mismatch. False if unsupported."""
+    if not _exchange(tmp, path):
+        return False
+    swapped_out = read_bytes(Path(tmp))
+    if swapped_out is not None and etag_of(swapped_out) == expected_etag:
+        os.unlink(tmp)
+        fsync_folder(path.parent)
+        return True
+    # A person saved between the check and the swap: their version goes back in place.
+    _exchange(tmp, path)
+    if read_bytes(Path(tmp)) != data:
+        # Our file was itself replaced meanwhile (an editor renamed a newer file over it): that
+        # newest file is now the temp one; swap once more so it stays and the older one goes.
+        _exchange(tmp, path)
+    now = read_bytes(path)
+    raise Conflict(
+        f"{path.name} was changed while it was being written", current_etag=etag_of(now) if now is not None else None
+    )
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+@functools.cache
+def _renameat2() -> Any:
+    if sys.platform != "linux":
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    return getattr(libc, "renameat2", None)  # glibc >= 2.28
+
+
+def _exchange(a: str, b: Path) -> bool:
+    """Atomically swap two existing paths (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
+    fn = _renameat2()
+    if fn is None:
+        return False
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
 
 
 def _writer_alive(name: str) -> bool:

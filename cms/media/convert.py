@@ -158,14 +158,15 @@ def resized(im: Image.Image, width: int) -> Image.Image:
     return im.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-def encode(im: Image.Image, fmt: str, settings: Settings, icc: bytes | None) -> bytes:
+def encode(im: Image.Image, fmt: str, settings: Settings, icc: bytes | None, *, threads: int = 1) -> bytes:
     """AVIF or WebP bytes of `im`; never with EXIF or XMP."""
     out = io.BytesIO()
     extra = {"icc_profile": icc} if icc else {}
     if fmt == "avif":
-        im.save(out, "AVIF", quality=settings.avif_quality, speed=settings.avif_speed, max_threads=1, **extra)
+        im.save(out, "AVIF", quality=settings.avif_quality, speed=settings.avif_speed, max_threads=threads, **extra)
     elif fmt == "webp":
-        im.save(out, "WEBP", quality=settings.webp_quality, method=4, **extra)
+        # method 2, not Pillow's default 4: measured 3-4x faster on a 12 MP photo for files ~1% larger
+        im.save(out, "WEBP", quality=settings.webp_quality, method=2, **extra)
     else:  # pragma: no cover - callers pass one of the two
         raise ValueError(fmt)
     return out.getvalue()

@@ -41,7 +41,7 @@ from cms.content.write import (
     replace_checked,
     update_document,
 )
-from cms.errors import BadRequest, CMSError, Invalid, NotFound, ParseError, PayloadTooLarge
+from cms.errors import BadRequest, CMSError, Invalid, NotFound, ParseError, PayloadTooLarge, RateLimited
 
 from . import convert
 from .convert import Kind, Settings
@@ -62,7 +62,8 @@ from .item import (
 
 log = logging.getLogger("cms.media")
 
-CONVERT_TIMEOUT_S = 30.0  # per image, queueing included
+CONVERT_TIMEOUT_S = 30.0  # per image, from the moment its conversion starts
+ADMISSION_WAIT_S = 120.0  # how long an image may wait for a conversion slot before 429
 POOL_WORKERS = min(2, os.cpu_count() or 1)
 
 
@@ -120,6 +121,9 @@ class MediaLibrary:
         self._failed: dict[str, tuple[int, int]] = {}  # hand-dropped files that failed: path -> (size, mtime)
         self._lock = threading.RLock()
         self._pool: ThreadPoolExecutor | None = None
+        # At most POOL_WORKERS images convert at once, sharing the pool's threads; the others wait
+        # here, so one image's deadline never includes the time other images took.
+        self._slots = threading.BoundedSemaphore(POOL_WORKERS)
 
     @classmethod
     def load(cls, site: Site, **kwargs: Any) -> MediaLibrary:
@@ -267,14 +271,22 @@ class MediaLibrary:
 
     def convert(self, data: bytes, kind: Kind) -> Converted:
         """Decode, check and encode every derivative of one image, within the deadline (422 past it)."""
-        deadline = time.monotonic() + self.timeout
+        if not self._slots.acquire(timeout=ADMISSION_WAIT_S):
+            raise RateLimited("the server is busy converting other images; try again shortly", retry_after=30)
+        try:
+            return self._convert(data, kind, time.monotonic() + self.timeout)
+        finally:
+            self._slots.release()
+
+    def _convert(self, data: bytes, kind: Kind, deadline: float) -> Converted:
         pool = self._executor()
         settings = self.settings
         im, icc = _wait_one(pool.submit(_open_upright, data, kind, settings.max_pixels), deadline, self.timeout)
         widths = convert.plan_widths(im.width, settings.widths)
         jobs: dict[tuple[int, str], Future[Any]] = {
-            (0, "avif"): pool.submit(_encode_copy, im, "avif", settings, icc),
-            (0, "webp"): pool.submit(_encode_copy, im, "webp", settings, icc),
+            # The full-size AVIF is the longest job: it gets a second encoder thread.
+            (0, "avif"): pool.submit(_encode_copy, im, "avif", settings, icc, 2),
+            (0, "webp"): pool.submit(_encode_copy, im, "webp", settings, icc, 1),
         }
         for width in reversed(widths):
             jobs[(width, "both")] = pool.submit(_encode_variant, im, width, settings, icc)
@@ -660,9 +672,9 @@ def _reopen(data: bytes, kind: Kind) -> Image.Image:
     return Image.open(io.BytesIO(data), formats=[kind.pil])
 
 
-def _encode_copy(im: Image.Image, fmt: str, settings: Settings, icc: bytes | None) -> bytes:
+def _encode_copy(im: Image.Image, fmt: str, settings: Settings, icc: bytes | None, threads: int) -> bytes:
     # Each job saves its own copy: Image.save() sets attributes on the image it is called on.
-    return convert.encode(im.copy(), fmt, settings, icc)
+    return convert.encode(im.copy(), fmt, settings, icc, threads=threads)
 
 
 def _encode_variant(im: Image.Image, width: int, settings: Settings, icc: bytes | None) -> dict[str, bytes]:

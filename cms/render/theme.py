@@ -8,6 +8,7 @@ exactly one place (`build._render_body`). A template error names the template fi
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import traceback
 from datetime import date, datetime
@@ -110,7 +111,10 @@ def static_files(site: Site) -> dict[str, Path]:
 def render_template(env: Environment, name: str, context: dict[str, Any]) -> str:
     """Render a template; ThemeError names the template file and line on failure."""
     try:
-        return env.get_template(name).render(context)
+        text = env.get_template(name).render(context)
+        # XML 1.0 cannot hold most control characters, even escaped: one pasted into a title would
+        # make the whole feed unreadable, so they are dropped from XML outputs.
+        return _XML_INVALID.sub("", text) if name.endswith(".xml") else text
     except TemplateError as exc:
         where = getattr(exc, "filename", None) or getattr(exc, "name", None) or name
         line = getattr(exc, "lineno", None)
@@ -122,6 +126,9 @@ def render_template(env: Environment, name: str, context: dict[str, Any]) -> str
         # the template is still what is broken, so report it like a template error, not a traceback.
         where, line = _template_frame(exc) or (name, None)
         raise ThemeError(f"{where}:{line or '?'}: {type(exc).__name__}: {exc}") from None
+
+
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _template_frame(exc: BaseException) -> tuple[str, int] | None:
