@@ -264,7 +264,7 @@ def create_app(
         *openapi.routes(),
         *media.routes(),
     ]
-    app = Starlette(routes=routes, exception_handlers=HANDLERS)  # type: ignore[arg-type]
+    app = Starlette(routes=routes, exception_handlers=HANDLERS)
     app.state.services = svc
     app.state.serializer = DocumentSerializer(site)
     app.state.term_counts = {}
@@ -285,14 +285,14 @@ def create_app(
     # add_middleware wraps: the last added runs first. Order on the way in: CORS, headers/log/audit,
     # body limit, body token (so the token lifter only ever sees a capped body).
     if site.api.allow_query_token:
-        app.add_middleware(BodyToken)  # type: ignore[arg-type]
-    app.add_middleware(BodyLimit, limit_for=limit_for, max_query_bytes=site.api.max_query_bytes)  # type: ignore[arg-type]
-    app.add_middleware(Headers, log_requests=log_requests, audit=svc.audit, clock=clock)  # type: ignore[arg-type]
+        app.add_middleware(BodyToken)
+    app.add_middleware(BodyLimit, limit_for=limit_for, max_query_bytes=site.api.max_query_bytes)
+    app.add_middleware(Headers, log_requests=log_requests, audit=svc.audit, clock=clock)
     if site.api.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
         app.add_middleware(
-            CORSMiddleware,  # type: ignore[arg-type]
+            CORSMiddleware,
             allow_origins=list(site.api.cors_origins),
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "X-API-Secret", "Content-Type", "If-Match", "If-None-Match"],

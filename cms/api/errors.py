@@ -63,7 +63,7 @@ def error_response(
 def status_of(exc: errors.CMSError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 500
 
 

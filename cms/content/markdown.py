@@ -28,6 +28,7 @@ from pygments.util import ClassNotFound
 RAW_HTML_POLICIES = ("sanitize", "escape", "trust")
 ENGINES = ("markdown-it-pyrs", "markdown-it-py")
 
+_FastMarkdownIt: Any
 try:  # the compiled port of markdown-it: about 10x faster, the same CommonMark + GFM features
     from markdown_it_pyrs import MarkdownIt as _FastMarkdownIt
 except ImportError:  # pragma: no cover - the package is a dependency; this keeps a broken wheel usable

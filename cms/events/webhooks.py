@@ -12,6 +12,7 @@ waits while an older row for the same (endpoint, document) is pending.
 from __future__ import annotations
 
 import base64
+import builtins  # `Webhooks.list` shadows the name inside the class
 import hashlib
 import hmac
 import json
@@ -407,7 +408,7 @@ class Webhooks:
         payload["site"] = self.site.site.base_url
         return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
-    def enqueue(self, event: Event, only: str | None = None) -> list[int]:
+    def enqueue(self, event: Event, only: str | None = None) -> builtins.list[int]:
         """Outbox rows for every subscription that wants the event (durable before returning)."""
         hooks = [h for h in self.list() if (h.id == only if only else h.wants(event))]
         if not hooks:
@@ -430,7 +431,9 @@ class Webhooks:
     def subscriber(self, event: Event) -> None:
         self.enqueue(event)
 
-    def deliveries(self, hook_id: str, *, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    def deliveries(
+        self, hook_id: str, *, limit: int = 50, offset: int = 0
+    ) -> tuple[builtins.list[dict[str, Any]], int]:
         self.get(hook_id)
         rows = self.state.query(
             "SELECT id, event_id, event_name, status, attempts, last_status, created_at, "
@@ -488,7 +491,7 @@ class Webhooks:
         return int(self.state.query("SELECT COUNT(*) AS n FROM outbox WHERE status IN ('pending', 'sending')")[0]["n"])
 
     # -- sending ---------------------------------------------------------------------------------
-    def claim(self, limit: int) -> list[Any]:
+    def claim(self, limit: int) -> builtins.list[Any]:
         """Due rows whose (endpoint, document) has no older unfinished row, leased to this process."""
         now = self.clock()
         with self.state.transaction() as db:
