@@ -45,6 +45,7 @@ class Scheduler:
         self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last: datetime | None = None  # when check() last looked
         with state.transaction() as db:
             db.execute(SCHEMA)
 
@@ -73,7 +74,13 @@ class Scheduler:
             was_live, old_etag = before
             same_file = old_etag == doc.etag
             if not same_file and not reconcile:
-                continue  # a write the store or the watcher has already announced
+                # The store or the watcher announced the write itself, with the status it had then. A
+                # publish or expiry moment of the new version that passed since the last look is ours
+                # to announce (the writer saw the post still scheduled); its event id depends only on
+                # the version, so if the writer did announce it after all, the outbox keeps one.
+                if self._last is not None and doc.is_live(self._last) != live:
+                    events += self._events(doc, now, ["published" if live else "unpublished"], old_etag)
+                continue
             actions = [] if same_file else ["updated"]
             if live != was_live:
                 actions.append("published" if live else "unpublished")
@@ -95,6 +102,7 @@ class Scheduler:
         with self.state.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO schedule (doc_id, live, etag, type) VALUES (?, ?, ?, ?)", rows)
             db.executemany("DELETE FROM schedule WHERE doc_id = ?", [(d,) for d in gone])
+        self._last = now
         return events
 
     def _events(self, doc: Document, now: datetime, actions: list[str], old_etag: str | None) -> list[Event]:

@@ -157,7 +157,8 @@ class Webhook:
             "created_at": self.created_at,
             "failing_since": self.failing_since,
             "disabled_reason": self.disabled_reason,
-            "secret_hint": ("whsec_" if self.secret.startswith("whsec_") else "") + "…" + self.secret[-4:],
+            # the first characters: the prefix and 4 more (a short hand-made secret must not show most of itself)
+            "secret_hint": self.secret[: 10 if self.secret.startswith("whsec_") else 4] + "…",
         }
 
     def wants(self, event: Event) -> bool:
@@ -272,8 +273,8 @@ class Webhooks:
         with access to the site reads it with `cms webhooks secret ID`. Every process that opens
         the site runs this (the server, each `cms` command), so it is one transaction that only
         touches what differs: a declared webhook never disappears for a moment (an event
-        enqueued meanwhile by a running server would miss it), and its delivery state
-        (failing since, disabled by a 410) is kept while its declaration is unchanged.
+        enqueued meanwhile by a running server would miss it), and its `failing_since` is kept
+        while its declaration is unchanged. One disabled by a 410 is enabled again, as declared.
         """
         wanted: dict[str, tuple[Any, ...]] = {}
         for raw in self.site.webhooks:

@@ -462,3 +462,24 @@ def test_a_receiver_sees_only_the_events_it_subscribed_to(
         assert receiver.wait_for(lambda hits: len(hits) >= 2, 5)
         time.sleep(0.2)
     assert seen == ["post.deleted", "post.restored"]
+
+
+def test_unknown_query_parameters_are_400_on_every_webhook_route(admin: TestClient, receiver: Receiver) -> None:
+    hook_id = make_hook(admin, receiver.url)["id"]
+    for method, path, body in [
+        ("GET", HOOKS, None),
+        ("POST", HOOKS, {"name": "x", "url": receiver.url}),
+        ("GET", f"{HOOKS}/{hook_id}", None),
+        ("PATCH", f"{HOOKS}/{hook_id}", {"name": "y"}),
+        ("DELETE", f"{HOOKS}/{hook_id}", None),
+        ("POST", f"{HOOKS}/{hook_id}/test", None),
+        ("GET", f"{HOOKS}/{hook_id}/deliveries", None),
+        ("POST", f"{HOOKS}/{hook_id}/deliveries/1/redeliver", None),
+        ("GET", "/api/v1/webhook/list", None),
+        ("POST", "/api/v1/webhook/trigger", {"event": "post.published", "payload": {}}),
+    ]:
+        response = admin.request(method, path + "?colour=red", json=body)
+        error = assert_error(response, 400, "BAD_REQUEST")
+        assert error["details"]["parameter"] == "colour", (method, path)
+    assert [h["id"] for h in admin.get(HOOKS).json()["data"]] == [hook_id]
+    assert admin.get(f"{HOOKS}/{hook_id}").json()["data"]["name"] == "hook"

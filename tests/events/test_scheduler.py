@@ -1,0 +1,341 @@
+"""The scheduler: publish and expiry moments announced once (also across restarts), hand edits made
+while no server ran reconciled, and `cms build`'s change set agreeing with it on event ids."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bench.webhooks import Receiver, make_site
+from cms.config import Site
+from cms.content.index import Index
+from cms.events.bus import Bus, Event
+from cms.events.scheduler import Scheduler
+from cms.events.webhooks import Webhooks
+from cms.render.build import build
+from cms.state import State
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def post(title: str, *, date: datetime | None = None, expires: datetime | None = None, draft: bool = False) -> str:
+    lines = [f"title: {title}"]
+    if date is not None:
+        lines.append(f"date: {date.isoformat().replace('+00:00', 'Z')}")
+    if expires is not None:
+        lines.append(f"expires: {expires.isoformat().replace('+00:00', 'Z')}")
+    if draft:
+        lines.append("status: draft")
+    return "---\n" + "\n".join(lines) + "\n---\nBody.\n"
+
+
+def write(site: Site, slug: str, text: str) -> None:
+    (site.content_dir / "posts" / f"{slug}.md").write_text(text, encoding="utf-8")
+
+
+class Recorder:
+    """A bus that records what it is given (with the time it arrived)."""
+
+    def __init__(self) -> None:
+        self.bus = Bus()
+        self.events: list[Event] = []
+        self.arrived: list[float] = []
+        self.bus.subscribe(self._record)
+
+    def _record(self, event: Event) -> None:
+        self.events.append(event)
+        self.arrived.append(time.time())
+
+    def names(self) -> list[tuple[str, str]]:
+        return sorted((e.name, next(iter(e.data.values()))["id"]) for e in self.events)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return make_site(tmp_path / "site")
+
+
+@pytest.fixture
+def states(site: Site) -> Iterator[Callable[[], State]]:
+    opened: list[State] = []
+
+    def open_state() -> State:
+        st = State(site.state_dir)
+        opened.append(st)
+        return st
+
+    yield open_state
+    for st in opened:
+        st.close()
+
+
+def doc_id(index: Index, slug: str) -> str:
+    return next(d.id for d in index.docs.values() if d.slug == slug)
+
+
+# -- live: the real clock ------------------------------------------------------------------------
+
+
+def test_a_scheduled_post_is_published_once_within_a_second_of_its_time(
+    site: Site, states: Callable[[], State]
+) -> None:
+    write(site, "old", post("Old", date=T0 - timedelta(days=3)))
+    when = datetime.now(UTC) + timedelta(seconds=1.5)
+    write(site, "soon", post("Soon", date=when))
+    index = Index.load(site, background_search=False)
+    recorder = Recorder()
+    scheduler = Scheduler(index, recorder.bus, states())
+    scheduler.start()
+    try:
+        assert recorder.events == []  # the first run only records what is there
+        deadline = time.monotonic() + 4
+        while not recorder.events and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)  # and nothing more follows
+    finally:
+        scheduler.stop()
+    assert [(e.name, e.source) for e in recorder.events] == [("post.published", "scheduler")]
+    late = recorder.arrived[0] - when.timestamp()
+    assert 0 <= late <= 1.0, late
+    data = recorder.events[0].data["post"]
+    assert data["slug"] == "soon" and data["status"] == "published"
+
+
+def test_an_expiry_is_announced_as_unpublished(site: Site, states: Callable[[], State]) -> None:
+    write(site, "sale", post("Sale", date=T0 - timedelta(days=1), expires=T0 + timedelta(minutes=5)))
+    index = Index.load(site, background_search=False)
+    recorder = Recorder()
+    clock = Clock()
+    scheduler = Scheduler(index, recorder.bus, states(), clock=clock)
+    assert scheduler.check(reconcile=True) == []
+    assert 0.01 <= scheduler.seconds_to_next() <= 1.0
+    clock.advance(minutes=4)
+    assert scheduler.check() == []
+    clock.advance(minutes=2)
+    (event,) = scheduler.check()
+    assert event.name == "post.unpublished" and event.data["post"]["status"] == "expired"
+    assert scheduler.check() == []  # once
+
+
+# -- restarts: a clock moved by hand -------------------------------------------------------------
+
+
+def test_a_restart_catches_up_on_each_passed_schedule_exactly_once(site: Site, states: Callable[[], State]) -> None:
+    write(site, "live", post("Live", date=T0 - timedelta(days=1)))
+    write(site, "later", post("Later", date=T0 + timedelta(hours=1)))
+    write(site, "ending", post("Ending", date=T0 - timedelta(days=1), expires=T0 + timedelta(hours=2)))
+    write(site, "far", post("Far", date=T0 + timedelta(days=30)))
+    clock = Clock()
+    recorder = Recorder()
+    first = Scheduler(Index.load(site, background_search=False), recorder.bus, states(), clock=clock)
+    first.start()
+    first.stop()
+    assert recorder.events == []  # first-ever run: nothing to announce
+
+    clock.advance(hours=3)  # both schedules pass while no server runs
+    index = Index.load(site, background_search=False)
+    hooks = Webhooks(site, states())
+    with Receiver() as receiver:
+        hooks.create({"name": "all", "url": receiver.url, "events": ["*"]})
+        recorder.bus.subscribe(hooks.subscriber)
+        second = Scheduler(index, recorder.bus, states(), clock=clock)
+        second.start()
+        second.stop()
+        assert recorder.names() == [
+            ("post.published", doc_id(index, "later")),
+            ("post.unpublished", doc_id(index, "ending")),
+        ]
+        assert hooks.pending_count() == 2
+
+        third = Scheduler(Index.load(site, background_search=False), recorder.bus, states(), clock=clock)
+        third.start()
+        third.stop()
+        assert len(recorder.events) == 2  # a second restart: nothing new
+        # Even a scheduler that had lost its memory would re-emit the same ids: the outbox keeps one.
+        for event in recorder.events:
+            assert hooks.enqueue(event) == []
+        assert receiver.count() == 0
+
+
+def test_the_first_ever_run_announces_nothing(site: Site, states: Callable[[], State]) -> None:
+    write(site, "past", post("Past", date=T0 - timedelta(days=400)))
+    write(site, "expired", post("Expired", date=T0 - timedelta(days=10), expires=T0 - timedelta(days=1)))
+    write(site, "draft", post("Draft", draft=True))
+    recorder = Recorder()
+    scheduler = Scheduler(Index.load(site, background_search=False), recorder.bus, states(), clock=Clock())
+    scheduler.start()
+    scheduler.stop()
+    assert recorder.events == []
+
+
+def test_hand_edits_made_while_down_are_reconciled(site: Site, states: Callable[[], State]) -> None:
+    write(site, "edited", post("Edited", date=T0 - timedelta(days=2)))
+    write(site, "removed", post("Removed", date=T0 - timedelta(days=2)))
+    write(site, "drafted", post("Drafted", date=T0 - timedelta(days=2)))
+    write(site, "same", post("Same", date=T0 - timedelta(days=2)))
+    clock = Clock()
+    recorder = Recorder()
+    before = Index.load(site, background_search=False)
+    removed_id = doc_id(before, "removed")
+    Scheduler(before, recorder.bus, states(), clock=clock).check(reconcile=True)
+    assert recorder.events == []
+
+    # "Down": a person edits, adds and removes files.
+    write(site, "edited", post("Edited again", date=T0 - timedelta(days=2)))
+    write(site, "added", post("Added", date=T0 - timedelta(hours=1)))
+    write(site, "added-draft", post("Added draft", draft=True))
+    write(site, "drafted", post("Drafted", date=T0 - timedelta(days=2), draft=True))
+    (site.content_dir / "posts" / "removed.md").unlink()
+
+    after = Index.load(site, background_search=False)
+    scheduler = Scheduler(after, recorder.bus, states(), clock=clock)
+    scheduler.start()
+    scheduler.stop()
+    assert recorder.names() == sorted(
+        [
+            ("post.updated", doc_id(after, "edited")),
+            ("post.created", doc_id(after, "added")),
+            ("post.published", doc_id(after, "added")),
+            ("post.created", doc_id(after, "added-draft")),
+            ("post.updated", doc_id(after, "drafted")),
+            ("post.unpublished", doc_id(after, "drafted")),
+            ("post.deleted", removed_id),
+        ]
+    )
+    assert all(e.source == "scheduler" for e in recorder.events)
+    edited = next(e for e in recorder.events if e.name == "post.updated" and e.data["post"]["slug"] == "edited")
+    assert edited.data["post"]["title"] == "Edited again"
+    again = Scheduler(Index.load(site, background_search=False), recorder.bus, states(), clock=clock)
+    again.start()
+    again.stop()
+    assert len(recorder.events) == 7  # reconciled once
+
+
+def test_a_running_scheduler_leaves_edits_to_the_store_and_watcher(site: Site, states: Callable[[], State]) -> None:
+    """Without reconcile, a changed file is not announced again (its writer did that)."""
+    write(site, "a", post("A", date=T0 - timedelta(days=2)))
+    index = Index.load(site, background_search=False)
+    recorder = Recorder()
+    scheduler = Scheduler(index, recorder.bus, states(), clock=Clock())
+    scheduler.check(reconcile=True)
+    write(site, "a", post("A changed", date=T0 - timedelta(days=2)))
+    index.refresh(["posts/a.md"])
+    assert scheduler.check() == []
+    assert scheduler.check(reconcile=True) == []  # and the new version is now the known one
+
+
+# -- cms build agrees with the scheduler --------------------------------------------------------
+
+
+def test_a_build_after_a_schedule_passes_reuses_the_schedulers_event_id(
+    site: Site, states: Callable[[], State]
+) -> None:
+    write(site, "live", post("Live", date=T0 - timedelta(days=1)))
+    write(site, "later", post("Later", date=T0 + timedelta(hours=1)))
+    index = Index.load(site, background_search=False)
+    clock = Clock()
+    recorder = Recorder()
+    hooks = Webhooks(site, states())
+    with Receiver() as receiver:
+        hooks.create({"name": "publish", "url": receiver.url, "events": ["post.published"]})
+        recorder.bus.subscribe(hooks.subscriber)
+        first = build(site, index, now=clock())
+        assert [e.name for e in first.events] == ["build.completed"]
+        scheduler = Scheduler(index, recorder.bus, states(), clock=clock)
+        scheduler.check(reconcile=True)
+        clock.advance(hours=2)
+        (announced,) = scheduler.check()
+        assert announced.name == "post.published"
+        assert hooks.pending_count() == 1
+
+        cron = build(site, index, now=clock())  # a cron build sees the same change
+        published = [e for e in cron.events if e.name == "post.published"]
+        assert [e.id for e in published] == [announced.id]
+        assert published[0].source == "build"
+        assert hooks.enqueue(published[0]) == []  # the outbox keeps one row
+        assert hooks.pending_count() == 1
+        assert receiver.count() == 0
+
+
+# -- the build's change set ----------------------------------------------------------------------
+
+
+def test_the_build_change_set(site: Site, states: Callable[[], State]) -> None:
+    for slug in ("one", "two", "three", "four"):
+        write(site, slug, post(slug.capitalize(), date=T0 - timedelta(days=1)))
+    index = Index.load(site, background_search=False)
+    first = build(site, index, now=T0)
+    assert [e.name for e in first.events] == ["build.completed"]  # first build: nothing to compare
+    second = build(site, index, now=T0)
+    assert [e.name for e in second.events] == ["build.completed"]  # nothing changed
+    assert second.events[0].data["build"]["changed_urls"] == []
+
+    ids = {slug: doc_id(index, slug) for slug in ("one", "two", "three")}
+    write(site, "one", post("One, edited", date=T0 - timedelta(days=1)))
+    write(site, "two", post("Two, edited", date=T0 - timedelta(days=1)))
+    (site.content_dir / "posts" / "three.md").unlink()
+    index = Index.load(site, background_search=False)
+    third = build(site, index, now=T0)
+    assert sorted(
+        (e.name, next(iter(e.data.values())).get("id")) for e in third.events if e.name != "build.completed"
+    ) == sorted([("post.updated", ids["one"]), ("post.updated", ids["two"]), ("post.deleted", ids["three"])])
+    assert third.events[-1].name == "build.completed"
+    changed = third.events[-1].data["build"]["changed_urls"]
+    base = site.site.base_url
+    for slug in ("one", "two", "three"):
+        assert f"{base}/posts/{slug}/" in changed, (slug, changed)
+    # (other pages change too: lists, feeds, and the neighbour links of the posts next to them)
+    assert [e.name for e in build(site, index, now=T0).events] == ["build.completed"]
+
+
+def test_an_edit_just_before_the_publish_moment_does_not_swallow_the_publish(
+    site: Site, states: Callable[[], State]
+) -> None:
+    """The edit was announced as `updated` while the post was still scheduled; the moment that
+    passes after it is the scheduler's to announce, although the file changed since its last look."""
+    write(site, "soon", post("Soon", date=T0 + timedelta(seconds=10)))
+    write(site, "ends", post("Ends", date=T0 - timedelta(days=1), expires=T0 + timedelta(seconds=10)))
+    index = Index.load(site, background_search=False)
+    clock = Clock()
+    recorder = Recorder()
+    scheduler = Scheduler(index, recorder.bus, states(), clock=clock)
+    scheduler.check(reconcile=True)
+    clock.advance(seconds=9)
+    write(site, "soon", post("Soon, typo fixed", date=T0 + timedelta(seconds=10)))
+    write(site, "ends", post("Ends, typo fixed", date=T0 - timedelta(days=1), expires=T0 + timedelta(seconds=10)))
+    index.refresh(["posts/soon.md", "posts/ends.md"])  # the store or watcher announced these edits
+    clock.advance(seconds=2)
+    events = scheduler.check()
+    assert sorted((e.name, e.data["post"]["title"]) for e in events) == [
+        ("post.published", "Soon, typo fixed"),
+        ("post.unpublished", "Ends, typo fixed"),
+    ]
+    assert scheduler.check() == []
+
+
+def test_an_edit_that_publishes_is_left_to_its_writer(site: Site, states: Callable[[], State]) -> None:
+    write(site, "draft", post("Draft", date=T0 - timedelta(days=1), draft=True))
+    index = Index.load(site, background_search=False)
+    clock = Clock()
+    scheduler = Scheduler(index, Recorder().bus, states(), clock=clock)
+    scheduler.check(reconcile=True)
+    clock.advance(seconds=1)
+    write(site, "draft", post("Draft", date=T0 - timedelta(days=1)))  # published by an edit: the writer said so
+    index.refresh(["posts/draft.md"])
+    clock.advance(seconds=1)
+    assert scheduler.check() == []
