@@ -201,7 +201,7 @@ class Store:
             self._check_size(data)
             replace_checked(full, data, None)
             changes = self.index.refresh([rel])
-        self._emit(changes, source)
+            self._emit(changes, source)  # under the lock: events of one document reach the outbox in order
         return self.index.get(meta["id"])
 
     def update(
@@ -264,9 +264,11 @@ class Store:
             if data != current:
                 replace_checked(full, data, etag_of(current))
             result = self.index.refresh([rel])
-        if new_slug not in (None, "", doc.slug):
+            renaming = new_slug not in (None, "", doc.slug)
+            if not renaming:
+                self._emit(result, source)  # under the lock: events of one document reach the outbox in order
+        if renaming:
             return self.rename(self.index.get(doc.id), str(new_slug), source=source, _pending=result)
-        self._emit(result, source)
         return self.index.get(doc.id)
 
     def _check_new_slug(self, doc: Document, new_slug: Any) -> str:
@@ -317,8 +319,7 @@ class Store:
             fsync_folder(old_full.parent)
             os.unlink(journal)
             result = self.index.refresh([old_rel, new_rel])
-        merged = _merge_rename(_pending or [], result)
-        self._emit(merged, source)
+            self._emit(_merge_rename(_pending or [], result), source)
         return self.index.get(doc.id)
 
     def set_status(self, doc: Document, status: str, *, if_match: str | None = None, source: str = "api") -> Document:
@@ -341,7 +342,7 @@ class Store:
             self._check_match(current, if_match)
             replace_checked(full, None, etag_of(current))
             changes = self.index.refresh([rel])
-        self._emit(changes, source)
+            self._emit(changes, source)
 
     # -- checks ------------------------------------------------------------------------------
     @staticmethod

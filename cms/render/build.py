@@ -11,11 +11,14 @@ byte-identical output.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import heapq
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -127,9 +130,10 @@ class _Site:
                 slug: [d for d in docs if d.id in live_ids and d.type == "posts"]
                 for slug, docs in index.term_members(taxonomy).items()
             }
+        position = {d.id: i for i, d in enumerate(self.docs)}  # self.docs is newest first already
         for members in self.members.values():  # newest first, like every list
             for docs in members.values():
-                docs.sort(key=lambda d: (-(d.published_at.timestamp() if d.published_at else 0), d.id))
+                docs.sort(key=lambda d: position[d.id])
         self.globals_sig = _h(
             __version__,
             template_digest(site),
@@ -143,6 +147,7 @@ class _Site:
         )
         self._views: dict[str, dict[str, Any]] = {}
         self.problems: list[str] = []  # content the plan had to skip, reported as build errors
+        self._recent: dict[str, tuple[str, ...]] = {}  # tag -> ids of its newest 200 posts
 
     def url_of(self, doc: Document) -> str:
         return url_path(doc.type, doc.slug, doc.lang, self.site.site.language)
@@ -205,13 +210,15 @@ class _Site:
         return view
 
     def related(self, doc: Document) -> list[Document]:
-        """Other posts sharing the most tags, newest first among equals."""
-        scores: dict[str, int] = {}
+        """Other posts sharing the most tags (among each tag's newest 200), newest first among equals."""
+        scores: Counter[str] = Counter()
         for slug in self.index.doc_terms(doc, "tags"):
-            for other in self.members["tags"].get(slug, ())[:200]:
-                if other.id != doc.id:
-                    scores[other.id] = scores.get(other.id, 0) + 1
-        best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[: RELATED * 4]
+            recent = self._recent.get(slug)
+            if recent is None:
+                recent = self._recent[slug] = tuple(d.id for d in self.members["tags"].get(slug, ())[:200])
+            scores.update(recent)  # counted in C: every post of a 10,000-post site asks this at plan time
+        scores.pop(doc.id, None)
+        best = heapq.nsmallest(RELATED * 4, scores.items(), key=lambda kv: (-kv[1], kv[0]))
         docs = [self.index.docs[i] for i, _ in best if i in self.index.docs]
         docs.sort(key=lambda d: (-scores[d.id], -(d.published_at.timestamp() if d.published_at else 0), d.id))
         return docs[:RELATED]
@@ -409,7 +416,7 @@ def plan(s: _Site) -> list[Planned]:
     out += _uploads(site)
 
     # Aliases last: a page of the site always wins over an old URL that happens to equal its path.
-    taken = {_site_key(p.path) or p.path for p in out} | {"_redirects"}
+    taken = {_plain_key(p.path) for p in out} | {"_redirects"} if wanted_aliases else set()
     folders = {f for key in taken for f in _folders(key)}
     redirects: list[tuple[str, str]] = []
     for doc, alias in wanted_aliases:
@@ -438,6 +445,12 @@ def plan(s: _Site) -> list[Planned]:
         )
     )
     return out
+
+
+def _plain_key(path: str) -> str:
+    """The output file of a site path the plan made itself (no checks: see `_site_key`)."""
+    clean = path.lstrip("/")
+    return clean + "index.html" if not clean or clean.endswith("/") else clean
 
 
 def _site_key(path: str) -> str | None:
@@ -560,12 +573,26 @@ def manifest_path(site: Site, out: Path) -> Path:
     return site.state_dir / "build" / (hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16] + ".json")
 
 
-def _load_manifest(path: Path) -> dict[str, Any]:
+def _load_manifest(path: Path) -> tuple[dict[str, Any], set[str]]:
+    """The last build's manifest, without the outputs an interrupted build was rewriting; and those."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
-        return {}
-    return data if isinstance(data, dict) and data.get("version") == MANIFEST_VERSION else {}
+        data = {}
+    if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
+        data = {}
+    try:
+        pending = set(json.loads(_pending_path(path).read_text(encoding="utf-8")))
+    except (FileNotFoundError, ValueError, TypeError):
+        pending = set()
+    if pending and isinstance(data.get("outputs"), dict):
+        data["outputs"] = {k: v for k, v in data["outputs"].items() if k not in pending}
+    return data, pending
+
+
+def _pending_path(manifest: Path) -> Path:
+    """Outputs a build is rewriting, recorded before it touches them and removed once it is done."""
+    return manifest.with_suffix(".pending")
 
 
 def build(
@@ -586,7 +613,7 @@ def build(
     out = (out or site.output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     mpath = manifest_path(site, out)
-    stored = _load_manifest(mpath)
+    stored, was_pending = _load_manifest(mpath)
     old_outputs: dict[str, str] = {} if clean else stored.get("outputs", {})
     old_docs: dict[str, Any] | None = stored.get("docs")  # --clean re-renders, but changes are still changes
     s = _Site(site, index, now=now, drafts=drafts, base_url=base_url or site.site.base_url)
@@ -603,15 +630,16 @@ def build(
         except CMSError as exc:  # a path that would leave the output folder or pass a symlink
             errors.append(f"{item.path}: {exc}")
             continue
-        if old_outputs.get(key) == item.signature and (out / key).is_file():
+        if old_outputs.get(key) == item.signature and output.exists(key):
             output.keep(key)
         else:
             todo.append((key, item))
     if todo and stored.get("outputs"):
-        # Forget the signatures of the outputs about to be rewritten before touching them: if this
-        # build is interrupted, the next one renders them again instead of trusting the folder.
-        pending = {key for key, _ in todo}
-        _write_manifest(mpath, {k: v for k, v in old_outputs.items() if k not in pending}, old_docs)
+        # Record the outputs about to be rewritten before touching them (a small file, not the whole
+        # manifest): if this build is interrupted, the next one renders them again instead of
+        # trusting a folder whose files no longer match the manifest's signatures.
+        was_pending |= {key for key, _ in todo}
+        atomic_write(_pending_path(mpath), json.dumps(sorted(was_pending)).encode())
     _prerender(s, [item for _, item in todo], workers)
 
     signatures: dict[str, str] = {}
@@ -639,7 +667,7 @@ def build(
             progress(done, len(todo))
     for key in output.unchanged:
         signatures.setdefault(key, old_outputs.get(key, ""))
-    output.remove_stale(set(old_outputs) | (_existing_files(out) if clean else set()))
+    output.remove_stale(set(old_outputs) | was_pending | (_existing_files(out) if clean else set()))
     changed_urls += [s.base_url + "/" + k.removesuffix("index.html") for k in output.removed]
 
     docs_now = {d.id: {"etag": d.etag, "type": d.type, "status": d.status_at(now).value} for d in s.docs}
@@ -662,12 +690,29 @@ def build(
         )
     )
     if output.written or output.removed:
-        os.sync()  # outputs were renamed into place without per-file fsync: make the build durable once
-    if signatures != stored.get("outputs") or docs_now != old_docs:
+        _sync(out, output.written, output.removed)  # renamed into place without fsync: made durable once
+    if was_pending or signatures != stored.get("outputs") or docs_now != old_docs:
         _write_manifest(mpath, signatures, docs_now)
+    if was_pending:
+        _pending_path(mpath).unlink(missing_ok=True)
     return BuildResult(
         output.written, output.unchanged, output.removed, errors, seconds, sorted(set(changed_urls)), events
     )
+
+
+def _sync(out: Path, written: list[str], removed: list[str]) -> None:
+    """Make this build's writes durable: each file and folder for a few, one system-wide sync for many."""
+    if len(written) + len(removed) > 64:
+        os.sync()
+        return
+    folders = {(out / key).parent for key in written + removed}
+    for path in [*(out / key for key in written), *folders]:
+        with contextlib.suppress(FileNotFoundError):
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | (os.O_DIRECTORY if path in folders else 0))
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 def _write_manifest(path: Path, outputs: dict[str, str], docs: dict[str, Any] | None) -> None:
@@ -738,8 +783,13 @@ def _change_events(
                     "status": doc.status_at(now).value if doc else "deleted",
                 }
             }
-            name = f"{kind}.deleted"
+            # Still a file, only no longer public (draft, scheduled again, expired): unpublished.
+            # Trashed or gone: deleted.
+            status = doc.status_at(now) if doc else None
+            action = "unpublished" if status in (Status.DRAFT, Status.SCHEDULED, Status.EXPIRED) else "deleted"
+            name = f"{kind}.{action}"
+            new_etag = doc.etag if doc and action == "unpublished" else None
             events.append(
-                Event(name, data, id=event_id_for(doc_id, None, old.get("etag"), name), source="build", key=doc_id)
+                Event(name, data, id=event_id_for(doc_id, new_etag, old.get("etag"), name), source="build", key=doc_id)
             )
     return events
