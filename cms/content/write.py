@@ -220,14 +220,19 @@ def _splice(fm: str, changes: Mapping[str, Any]) -> str:
     except ParseError:
         meaning = {}
     lines = fm.splitlines(keepends=True)
-    starts = sorted((current.lc.key(k)[0], k) for k in current)
+    # Keys by the text written, as the reader names them: ruamel reads `true:` as True and `0x1F:`
+    # as 31, so str() of its keys missed the block and appended a duplicate key instead.
+    rt_key_at = {current.lc.key(k)[0]: k for k in current}
+    named = _key_texts(fm) if meaning else {}
+    starts = sorted((line, named.get(line, str(k))) for line, k in rt_key_at.items())
+    rt_key = {name: rt_key_at[line] for line, name in starts}
     blocks: dict[str, tuple[int, int]] = {}
     for i, (start, key) in enumerate(starts):
         end = starts[i + 1][0] if i + 1 < len(starts) else len(lines)
         # Blank and column-0 comment lines before the next key belong to neither block.
         while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].startswith("#")):
             end -= 1
-        blocks[str(key)] = (start, end)
+        blocks[key] = (start, end)
 
     replacement: dict[int, str] = {}
     dropped: set[int] = set()
@@ -240,8 +245,9 @@ def _splice(fm: str, changes: Mapping[str, Any]) -> str:
                 continue
             if key in meaning and _same(meaning[key], value):
                 continue
-            text = _dump(y, CommentedMap([(key, _to_yaml_value(value, current[key]))]))
-            text = _keep_line_comment(lines[start], text, current.ca.items.get(key))
+            old = current[rt_key[key]]
+            text = _dump(y, CommentedMap([(key, _to_yaml_value(value, old))]))
+            text = _keep_line_comment(lines[start], text, current.ca.items.get(rt_key[key]))
             replacement[start] = text
             dropped.update(range(start + 1, end))
         elif value is not DELETE:
@@ -258,6 +264,14 @@ def _splice(fm: str, changes: Mapping[str, Any]) -> str:
     last_key_end = max((end for s, end in blocks.values() if s not in dropped), default=len(out))
     kept_before = sum(1 for i in range(last_key_end) if i not in dropped)
     return "".join(out[:kept_before] + appended + out[kept_before:])
+
+
+def _key_texts(fm: str) -> dict[int, str]:
+    """{line: key as written} for the top-level keys (call only once load_yaml accepted `fm`)."""
+    root = yaml.compose(fm, Loader=yaml.CSafeLoader)  # nodes only: nothing is constructed
+    if not isinstance(root, yaml.MappingNode):
+        return {}
+    return {k.start_mark.line: str(k.value) for k, _ in root.value if isinstance(k, yaml.ScalarNode)}
 
 
 def _guess_indent(fm: str) -> tuple[int, int]:
