@@ -335,12 +335,15 @@ RENAME_BUG = (
 
 _rename_xfail = pytest.mark.xfail(not RENAME_IS_ATOMIC, strict=True, reason=RENAME_BUG)
 CRASH_POINTS = [
-    pytest.param("update", "before:replace", id="update-before-replace"),
+    # Updates commit with an atomic exchange (renameat2) and creates with link(): those are the steps to cut.
+    pytest.param("update", "before:_exchange", id="update-before-exchange"),
+    pytest.param("update", "after:_exchange", id="update-after-exchange"),
     pytest.param("update", "before:fsync_folder", id="update-before-dirsync"),
-    pytest.param("create", "before:replace", id="create-before-replace"),
+    pytest.param("create", "before:link", id="create-before-link"),
+    pytest.param("create", "after:link", id="create-after-link"),
     pytest.param("create", "before:fsync_folder", id="create-before-dirsync"),
     pytest.param("delete", "after:unlink", id="delete-after-unlink"),
-    pytest.param("type", "before:replace", id="type-before-replace"),
+    pytest.param("type", "before:_exchange", id="type-before-exchange"),
     pytest.param("type", "before:fsync_folder", id="type-before-dirsync"),
     pytest.param("rename", "after:link", id="rename-after-link", marks=_rename_xfail),
     pytest.param("rename", "after:unlink", id="rename-after-unlink", marks=_rename_xfail),

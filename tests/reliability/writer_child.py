@@ -13,7 +13,7 @@ Two environment variables turn it into a fault-injection tool for the determinis
 
 - `CMS_CHILD_SCRIPT`: a JSON list of operations (`{"op": "rename", "path": ..., "slug": ...}`)
   run once, in order, instead of the random loop;
-- `CMS_CRASH_AT`: `before:<name>` or `after:<name>`, with name one of `replace`, `link`, `unlink`
+- `CMS_CRASH_AT`: `before:<name>` or `after:<name>`, with name one of `replace`, `link`, `unlink` (os) or `_exchange`, `fsync_folder` (cms.content.write)
   (os functions) or `fsync_folder` (cms.content.write): the first such call of the script's
   operations sends SIGKILL to this very process before or after the real call;
 - `CMS_FIXED_CLOCK`: an ISO datetime used as the store's clock, and new ids from a counter, so
@@ -317,7 +317,7 @@ def install_crash(spec: str) -> None:
     when, _, name = spec.partition(":")
     if when not in ("before", "after") or not name:
         raise SystemExit(f"bad CMS_CRASH_AT {spec!r}")
-    if name == "fsync_folder":
+    if name in ("fsync_folder", "_exchange"):
         import cms.content.write as owner
     else:
         owner = os  # type: ignore[assignment]
@@ -353,7 +353,7 @@ def main(argv: list[str]) -> int:
         import cms.content.store
 
         counter = itertools.count(1)
-        cms.content.store.new_id = lambda: f"01K5DR7YJ0PYYC9CRZZPK9P{next(counter):03d}"
+        cms.content.store.new_id = lambda *_: f"01K5DR7YJ0PYYC9CRZZPK9P{next(counter):03d}"
     writer = Writer(site_dir, log_path, clock)
     warm_up()
     script = os.environ.get("CMS_CHILD_SCRIPT")
