@@ -14,8 +14,8 @@ Two environment variables turn it into a fault-injection tool for the determinis
 - `CMS_CHILD_SCRIPT`: a JSON list of operations (`{"op": "rename", "path": ..., "slug": ...}`)
   run once, in order, instead of the random loop;
 - `CMS_CRASH_AT`: `before:<name>` or `after:<name>`,
-  with name one of `replace`, `link`, `unlink` (os) or `_exchange`, `fsync_folder` (cms.content.write)
-  (os functions) or `fsync_folder` (cms.content.write): the first such call of the script's
+  with name one of `replace`, `link`, `unlink` (os) or `_exchange`, `fsync_folder` (cms.content.write):
+  the first such call of the script's
   operations sends SIGKILL to this very process before or after the real call;
 - `CMS_FIXED_CLOCK`: an ISO datetime used as the store's clock, and new ids from a counter, so
   that two runs of one script write byte-identical post-images.
