@@ -89,8 +89,40 @@ class Server:
         return code, time.monotonic() - started
 
 
-def _wait_healthy(server: Server) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
+def launch(site: Path, log: Path, *args: str, timeout: float = START_TIMEOUT_S) -> Server:
+    """Start `python -m cms serve --site SITE --port <free> --host 127.0.0.1 ARGS` and wait for /health.
+
+    The token is left empty: create one with `create_key` before launching when the test needs it."""
+    port = free_port()
+    with open(log, "wb") as stderr:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cms",
+                "serve",
+                "--site",
+                str(site),
+                "--port",
+                str(port),
+                "--host",
+                "127.0.0.1",
+                *args,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    running = Server(site, f"http://127.0.0.1:{port}", "", process, log)
+    try:
+        _wait_healthy(running, timeout)
+    except BaseException:
+        running.stop()
+        raise
+    return running
+
+
+def _wait_healthy(server: Server, timeout: float = START_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             pytest.fail(f"cms serve exited with {server.process.returncode}:\n{server.stderr()}")
@@ -100,7 +132,7 @@ def _wait_healthy(server: Server) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.05)
-    pytest.fail(f"cms serve did not answer /api/v1/health within {START_TIMEOUT_S} s:\n{server.stderr()}")
+    pytest.fail(f"cms serve did not answer /api/v1/health within {timeout} s:\n{server.stderr()}")
 
 
 @pytest.fixture(scope="module")
@@ -109,17 +141,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("e2e")
     site = copy_demo(root / "site")
     token = create_key(site, "admin")
-    port = free_port()
-    log = root / "server.log"
-    with open(log, "wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cms", "serve", "--site", str(site), "--port", str(port), "--host", "127.0.0.1"],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    running = Server(site, f"http://127.0.0.1:{port}", token, process, log)
+    running = launch(site, root / "server.log")
+    running.token = token
     try:
-        _wait_healthy(running)
         yield running
     finally:
         code, _ = running.stop()

@@ -12,10 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import re
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,15 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from .conftest import create_key, launch
+
 SCALE = int(os.environ.get("CMS_STORM_SCALE", "1"))
 DOCS = 12
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _etag(data: bytes) -> str:
@@ -50,56 +41,14 @@ def test_storm_of_api_writes_and_hand_edits(tmp_path: Path) -> None:
         (site / "content" / "posts" / f"doc-{i}.md").write_text(
             f"---\ntitle: Doc {i}\ndate: 2025-01-01T00:00:00Z\n---\nBody of doc {i}.\n"
         )
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cms",
-            "keys",
-            "create",
-            "--name",
-            "storm",
-            "--scopes",
-            "read,write,delete",
-            "--site",
-            str(site),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    token = re.search(r"key:\s+(\S+)", out).group(1)  # type: ignore[union-attr]
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cms",
-            "serve",
-            "--site",
-            str(site),
-            "--port",
-            str(port),
-            "--no-preview",
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}/api/v1"
+    token = create_key(site, "read,write,delete")
+    server = launch(site, tmp_path / "server.log", "--no-preview")
+    base = f"{server.base}/api/v1"
     headers = {"X-API-Key": token}
     statuses: list[int] = []
     markers: dict[int, list[str]] = {i: [] for i in range(DOCS)}
     lock = threading.Lock()
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
 
         def client(seed: int) -> None:
             rng = random.Random(seed)
@@ -167,8 +116,4 @@ def test_storm_of_api_writes_and_hand_edits(tmp_path: Path) -> None:
             f"{sum(len(m) for m in markers.values())} hand edits"
         )
     finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        server.stop()
