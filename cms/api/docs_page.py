@@ -7,6 +7,7 @@ Every text taken from the spec is escaped.
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Any
 
@@ -66,7 +67,7 @@ def render(spec: dict[str, Any]) -> str:
         if not ops:
             continue
         body = "".join(_operation(spec, path, method, op) for path, method, op in ops)
-        text = f"<p class=muted>{escape(tag_text.get(tag, ''))}</p>" if tag_text.get(tag) else ""
+        text = f"<p class=muted>{_text(tag_text.get(tag, ''))}</p>" if tag_text.get(tag) else ""
         sections.append(f'<h2 id="tag-{_id(tag)}">{escape(tag)}</h2>{text}{body}')
     schemas = spec.get("components", {}).get("schemas", {})
     schema_html = "".join(
@@ -79,7 +80,7 @@ def render(spec: dict[str, Any]) -> str:
         '<meta name=viewport content="width=device-width,initial-scale=1">'
         f"<title>{title}</title><style>{_CSS}</style></head><body>"
         f"<header><h1>{title} <span class=muted>{escape(str(info.get('version', '')))}</span></h1>"
-        f"<div class=muted>{escape(str(info.get('description', '')))}</div>"
+        f"<div class=muted>{_text(info.get('description', ''))}</div>"
         '<div>Machine-readable contract: <a href="/api/v1/openapi.json">/api/v1/openapi.json</a> '
         f"(OpenAPI {escape(str(spec.get('openapi', '')))})</div></header>"
         f'<div class=layout><nav><input id=filter type=search placeholder="Filter endpoints">{nav}</nav><main>'
@@ -87,6 +88,11 @@ def render(spec: dict[str, Any]) -> str:
         + f'<h2 id="auth">Authentication</h2>{auth}<h2 id="schemas">Schemas</h2>{schema_html}'
         + f"</main></div><script>{_SCRIPT}</script></body></html>"
     )
+
+
+def _text(text: Any) -> str:
+    """Escaped text with `code` spans shown as code (the spec's descriptions use Markdown backticks)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(str(text)))
 
 
 def _id(text: str) -> str:
@@ -99,12 +105,12 @@ def _auth(spec: dict[str, Any]) -> str:
         where = f"{scheme.get('in', '')} <code>{escape(str(scheme.get('name', '')))}</code>"
         if scheme.get("type") == "http":
             where = f"<code>Authorization: {escape(str(scheme.get('scheme', '')).title())} …</code>"
-        rows.append(f"<tr><td>{escape(name)}</td><td>{where}</td><td>{escape(scheme.get('description', ''))}</td></tr>")
+        rows.append(f"<tr><td>{escape(name)}</td><td>{where}</td><td>{_text(scheme.get('description', ''))}</td></tr>")
     return "<table><tr><th>scheme</th><th>where</th><th>notes</th></tr>" + "".join(rows) + "</table>"
 
 
 def _operation(spec: dict[str, Any], path: str, method: str, op: dict[str, Any]) -> str:
-    parts = [f"<p>{escape(op['description'])}</p>"] if op.get("description") else []
+    parts = [f"<p>{_text(op['description'])}</p>"] if op.get("description") else []
     security = op.get("security")
     if security == []:
         parts.append("<p><strong>Auth:</strong> none</p>")
@@ -118,7 +124,7 @@ def _operation(spec: dict[str, Any], path: str, method: str, op: dict[str, Any])
         rows = "".join(
             f"<tr><td><code>{escape(p['name'])}</code>{' <span class=req>required</span>' if p.get('required') else ''}"
             f"</td><td>{escape(p['in'])}</td><td>{_type(spec, p.get('schema', {}))}</td>"
-            f"<td>{escape(p.get('description', ''))}</td></tr>"
+            f"<td>{_text(p.get('description', ''))}</td></tr>"
             for p in params
         )
         parts.append(f"<h4>Parameters</h4><table><tr><th>name</th><th>in</th><th>type</th><th></th></tr>{rows}</table>")
@@ -138,7 +144,7 @@ def _operation(spec: dict[str, Any], path: str, method: str, op: dict[str, Any])
             shape += f"<span class=muted>{escape(media)}</span> {_type(spec, media_obj.get('schema', {}))} "
         headers = ", ".join(f"<code>{escape(h)}</code>" for h in response.get("headers", {}))
         responses.append(
-            f"<tr><td><strong>{escape(status)}</strong></td><td>{escape(response.get('description', ''))}</td>"
+            f"<tr><td><strong>{escape(status)}</strong></td><td>{_text(response.get('description', ''))}</td>"
             f"<td>{shape}</td><td>{headers}</td></tr>"
         )
     parts.append(
@@ -178,6 +184,8 @@ def _type(spec: dict[str, Any], schema: Any) -> str:
         return "{" + ", ".join(f"{escape(k)}: {_type(spec, v) or 'any'}" for k, v in props.items()) + "}"
     types = schema.get("type")
     if types is None:
+        if schema.get("required") and not props:  # a refinement: which keys must be there
+            return "object with " + ", ".join(f"<code>{escape(r)}</code>" for r in schema["required"])
         if "properties" in schema or "required" in schema:
             return "object"
         return "not allowed" if schema.get("not") == {} else "any"
@@ -209,7 +217,7 @@ def _schema_block(spec: dict[str, Any], schema: dict[str, Any], depth: int) -> s
     """A schema as a table of its properties (objects), or its one-line type."""
     parts = []
     if schema.get("description"):
-        parts.append(f"<p class=muted>{escape(schema['description'])}</p>")
+        parts.append(f"<p class=muted>{_text(schema['description'])}</p>")
     for sub in schema.get("allOf", []):
         if _ref_name(sub):
             parts.append(f"<p>All of {_type(spec, sub)}, with:</p>")
@@ -229,7 +237,7 @@ def _schema_block(spec: dict[str, Any], schema: dict[str, Any], depth: int) -> s
         inner = ""
         if isinstance(sub, dict) and sub.get("properties") and depth < _MAX_DEPTH:
             inner = _schema_block(spec, sub, depth + 1)
-        text = escape(sub.get("description", "")) if isinstance(sub, dict) else ""
+        text = _text(sub.get("description", "")) if isinstance(sub, dict) else ""
         title = escape(sub.get("title", "")) if isinstance(sub, dict) else ""
         rows.append(
             f"<tr><td><code>{escape(name)}</code>{' <span class=req>required</span>' if name in required else ''}</td>"

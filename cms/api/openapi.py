@@ -130,6 +130,7 @@ class _Ctx:
     now: datetime
     components: dict[str, dict[str, Any]] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)  # content type -> component prefix
+    reserved: set[str] = field(default_factory=set)  # names of the shared component schemas
 
     def prefix(self, type_name: str | None) -> str:
         if type_name is None:
@@ -137,7 +138,8 @@ class _Ctx:
         if type_name not in self.names:
             base = "".join(p[:1].upper() + p[1:] for p in re.split(r"[-_]", type_name) if p) or "Type"
             name, n = base, 2
-            while name in self.names.values() or name in ("Document", "Error"):
+            # A type called `term` or `media-item` must not replace the shared Term or MediaItem.
+            while name in self.names.values() or {name, f"{name}Input", f"{name}Selection"} & self.reserved:
                 name, n = f"{base}{n}", n + 1
             self.names[type_name] = name
         return self.names[type_name]
@@ -150,7 +152,10 @@ def document_types(index: Index) -> list[str]:
 
 def build_spec(app_routes: list[Any], site: Site, index: Index, now: datetime | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document for these routes, this site and the index's content types."""
-    ctx = _Ctx(site, index, now or datetime.now(UTC))
+    shared = _static_schemas(site) | _webhook_schemas() | _media_schemas()
+    ctx = _Ctx(
+        site, index, now or datetime.now(UTC), reserved={*shared, "Document", "DocumentInput", "DocumentSelection"}
+    )
     custom = [t for t in document_types(index) if t not in ("posts", "pages")]
     paths: dict[str, dict[str, Any]] = {}
     for route in app_routes:
@@ -185,10 +190,7 @@ def build_spec(app_routes: list[Any], site: Site, index: Index, now: datetime | 
         "tags": tags,
         "paths": dict(sorted(paths.items(), key=lambda kv: _path_rank(kv[1], rank))),
         "components": {
-            "schemas": _static_schemas(site)
-            | _webhook_schemas()
-            | _media_schemas()
-            | dict(sorted(ctx.components.items())),
+            "schemas": shared | dict(sorted(ctx.components.items())),
             "responses": _error_responses(),
             "securitySchemes": _security_schemes(site),
         },
@@ -280,6 +282,7 @@ def _op(
     description: str = "",
     public: bool = False,
     site: Site | None = None,
+    query_checked: bool = True,
 ) -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": op_id, "tags": [tag], "summary": summary}
     if description:
@@ -300,7 +303,9 @@ def _op(
         if public:
             op["security"].append({})
     responses = dict(ok)
-    for status in sorted({*errors, 414}):
+    # Every handler refuses a query parameter it does not know (400), and the query-length guard
+    # in front of the app answers 414 for any path.
+    for status in sorted({*errors, 414} | ({400} if query_checked else set())):
         responses[str(status)] = {"$ref": f"#/components/responses/{ERROR_NAMES[status]}"}
     op["responses"] = responses
     return op
@@ -1297,6 +1302,7 @@ def _media_op(kind: str) -> Callable[[_Ctx], dict[str, Any]]:
                 "304": {"description": "Not modified", "headers": {"ETag": headers["ETag"]}},
             },
             errors=(404,),
+            query_checked=False,  # a file route: the query string is ignored
             description="Images only: sidecars, other files, hidden names and any path trick answer 404.",
         )
 
@@ -1557,9 +1563,11 @@ def _static_schemas(site: Site) -> dict[str, Any]:
                 "label": _STRING_OR_NULL,
                 "description": _STRING_OR_NULL,
                 "fields": {
-                    "type": ["array", "null"],
+                    "type": ["array", "object", "null"],
                     "items": _ref("FieldInput"),
-                    "description": "The fields (a {name: {...}} map is accepted too)",
+                    "propertyNames": {"pattern": FIELD_NAME},
+                    "additionalProperties": {"type": ["object", "null"], "description": "A field without its name"},
+                    "description": "The fields: a list, or a {name: {type: ...}} map as in _type.yaml",
                 },
                 "title_field": _STRING_OR_NULL,
                 "slug_field": _STRING_OR_NULL,

@@ -210,6 +210,21 @@ def test_declared_parameters_are_accepted_and_others_refused(
     assert "400" in spec["paths"][template]["get"]["responses"]
 
 
+def test_an_unknown_query_parameter_is_a_documented_400(admin: TestClient) -> None:
+    spec = _spec(admin)
+    for path, method, op in _operations(spec):
+        if method != "get" or path == "/uploads/{path}":  # a file route ignores its query string
+            continue
+        values = {p["name"]: p.get("example") or "x" for p in op.get("parameters", []) if p["in"] == "path"}
+        url = path
+        for name, value in values.items():
+            url = url.replace("{" + name + "}", str(value))
+        response = admin.get(url, params={"zz_unknown": "1"})
+        assert str(response.status_code) in op["responses"], f"GET {url}: {response.status_code} undocumented"
+        if response.status_code != 404:  # a path that names nothing may answer 404 first
+            assert_error(response, 400, "BAD_REQUEST")
+
+
 def test_if_match_is_required_where_the_site_requires_it(make_site: Any) -> None:
     from cms.api.app import create_app
 
@@ -387,6 +402,20 @@ def test_changing_a_type_through_the_api_changes_the_spec(admin: TestClient) -> 
 
     assert admin.delete("/api/v1/content-types/events").status_code == 204
     assert "/api/v1/content/events" not in _spec(admin)["paths"]
+
+
+def test_type_names_never_replace_shared_schemas(admin: TestClient) -> None:
+    for name in ("term", "media-item", "document"):
+        assert admin.post("/api/v1/content-types", json={"name": name}).status_code == 201
+    spec = _spec(admin)
+    validate_openapi(spec)
+    assert "post_count" in _schema(spec, "Term")["properties"]
+    assert "checksum" in _schema(spec, "MediaItem")["properties"]
+    assert _schema(spec, "Document")["properties"]["type"] == {"type": "string"}
+    assert _schema(spec, "Term2")["properties"]["type"] == {"const": "term"}
+    assert _schema(spec, "MediaItem2")["properties"]["type"] == {"const": "media-item"}
+    assert _schema(spec, "Document2")["properties"]["type"] == {"const": "document"}
+    assert "Term2Input" in spec["components"]["schemas"]
 
 
 # -- nothing private in the spec ----------------------------------------------------------
