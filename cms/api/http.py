@@ -57,7 +57,24 @@ def raw_json_response(body: bytes, status: int = 200, headers: dict[str, str] | 
 
 
 def _dumps(data: Any) -> bytes:
-    return orjson.dumps(data, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS, default=_default)
+    try:
+        return orjson.dumps(data, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS, default=_default)
+    except TypeError:
+        # orjson stops at 64-bit integers; a person may write a bigger one in a file. The standard
+        # library writes any integer (dates become ISO strings like orjson's with `Z` for UTC).
+        return json.dumps(_plain(data), ensure_ascii=False, separators=(",", ":"), default=_default).encode()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, float) and value != value:
+        return None
+    return value
 
 
 def _default(value: Any) -> Any:
@@ -70,6 +87,16 @@ dumps = _dumps
 
 
 # -- input --------------------------------------------------------------------------------
+
+
+def _bounded_int(text: str) -> int:
+    """Integers within 64 bits: what JSON clients, SQLite and the JSON encoder all handle."""
+    if len(text) > 20:
+        raise BadRequest("integers in JSON bodies must fit in 64 bits")
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise BadRequest("integers in JSON bodies must fit in 64 bits")
+    return value
 
 
 def _refuse_constant(name: str) -> Any:
@@ -139,7 +166,11 @@ async def read_json(request: Request, *, allow_array: bool = False) -> Any:
         raise BadRequest("the request body is not valid UTF-8") from None
     try:
         value = json.loads(
-            text, parse_constant=_refuse_constant, parse_float=_finite_float, object_pairs_hook=_no_duplicates
+            text,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+            object_pairs_hook=_no_duplicates,
         )
     except json.JSONDecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None

@@ -101,6 +101,8 @@ async def redeliver(request: Request) -> Response:
     only_params(query_params(request), ())
     try:
         delivery = int(request.path_params["delivery"])
+        if not 0 < delivery < 2**63:
+            raise ValueError(delivery)
     except ValueError:
         raise NotFound("no such delivery") from None
     await run_in_threadpool(_hooks(request).redeliver, request.path_params["id"], delivery)

@@ -437,7 +437,7 @@ class Index:
         doc_id = ref if ref in self.docs else self.by_hash.get(ref.lower())
         if doc_id is None and type_name is not None:
             doc_id = self.by_slug.get((type_name, ref.casefold(), None))
-        if doc_id is None and ref.isdigit():  # numeric ids of some clients: the short hash as an integer
+        if doc_id is None and ref.isascii() and ref.isdigit():  # numeric ids: the short hash as an integer
             doc_id = self.by_hash.get(f"{int(ref):012x}") if len(ref) <= 15 else None
         doc = self.docs.get(doc_id) if doc_id else None
         if doc is None or (type_name is not None and doc.type != type_name):

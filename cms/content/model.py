@@ -97,7 +97,10 @@ def to_datetime(value: Any, tz: tzinfo) -> datetime | None:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=tz)
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except (OverflowError, ValueError):  # year 1 east of UTC, year 9999 west of it
+        return None
 
 
 def _first(meta: Mapping[str, Any], names: Iterable[str]) -> Any:
@@ -425,6 +428,8 @@ def content_type_from_dict(name: str, raw: Mapping[str, Any], *, base: ContentTy
         raise ValueError(f"unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}")
     raw_fields = raw.get("fields") or []
     if isinstance(raw_fields, Mapping):  # {name: {type: ...}} is accepted too
+        if not all(isinstance(v, Mapping) or v is None for v in raw_fields.values()):
+            raise ValueError("each field in a fields mapping must be a mapping of its settings")
         raw_fields = [{"name": k, **(v or {})} for k, v in raw_fields.items()]
     if not isinstance(raw_fields, list):
         raise ValueError("fields must be a list")

@@ -426,6 +426,8 @@ class Store:
                 for key, item in value.items():
                     if not str(key).isidentifier():
                         errors[f"data.{key}"] = ["is not a valid field name"]
+                    elif key in _RESERVED_INPUT and key not in declared:
+                        errors[f"data.{key}"] = ["is a base field: send it at the top level, not in data"]
                     elif not ctype.builtin and declared and key not in declared:
                         errors[f"data.{key}"] = [f"is not a field of {ctype.name}"]
                     else:

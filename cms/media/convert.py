@@ -8,10 +8,12 @@ decoded, so a decompression bomb costs a few kilobytes of reading. Derivatives a
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import warnings
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -89,23 +91,39 @@ class Settings:
     webp_quality: int = 80
 
 
+def open_image(data: bytes, kind: Kind) -> Image.Image:
+    """A lazy Pillow handle on bytes of a sniffed kind; no other decoder may claim them."""
+    return Image.open(io.BytesIO(data), formats=[kind.pil])
+
+
+def check_header(data: bytes, kind: Kind, max_pixels: int) -> None:
+    """422 for too many pixels, animation or a broken structure, from the header and `verify()` only."""
+    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow warns above it (an error here), errors above twice it
+    with _decode_errors(kind, max_pixels), open_image(data, kind) as probe:
+        _check_size(probe.size, max_pixels)
+        if getattr(probe, "is_animated", False) or getattr(probe, "n_frames", 1) > 1:
+            raise Invalid({"image": ["animated images are not supported"]}, "animated images are not supported")
+        probe.verify()  # checksums and structure; the handle is unusable afterwards
+
+
 def decode(data: bytes, kind: Kind, max_pixels: int) -> Image.Image:
-    """Open, check and fully decode an image of a sniffed kind: 422 for bombs, animation, corruption."""
-    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow warns above it, errors above twice it
-    try:
-        with Image.open(io.BytesIO(data), formats=[kind.pil]) as probe:
-            _check_size(probe.size, max_pixels)
-            if getattr(probe, "is_animated", False) or getattr(probe, "n_frames", 1) > 1:
-                raise Invalid({"image": ["animated images are not supported"]}, "animated images are not supported")
-            probe.verify()  # checksums and structure; the handle is unusable afterwards
-        im = Image.open(io.BytesIO(data), formats=[kind.pil])
+    """Check, then fully decode an image of a sniffed kind: 422 for bombs, animation, truncation, corruption."""
+    check_header(data, kind, max_pixels)
+    with _decode_errors(kind, max_pixels):
+        im = open_image(data, kind)
         im.load()
+    return im
+
+
+@contextlib.contextmanager
+def _decode_errors(kind: Kind, max_pixels: int) -> Iterator[None]:
+    try:
+        yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _too_big(max_pixels) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error, zlib.error, EOFError) as exc:
         message = f"the {kind.name.upper()} image is truncated or corrupt"
         raise Invalid({"image": [f"{message}: {str(exc)[:120]}"]}, message) from None
-    return im
 
 
 def _too_big(max_pixels: int) -> Invalid:
@@ -184,6 +202,8 @@ def strip_metadata(data: bytes, kind: Kind, im: Image.Image) -> bytes:
         return _strip_jpeg(data, im)
     if kind.name == "png":
         return _strip_png(data)
+    if not im.info.get("exif") and not im.info.get("xmp"):
+        return data  # nothing to strip: never re-encode (a rebuild must not lose quality each time)
     out = io.BytesIO()
     upright_im, icc = upright(im)
     extra = {"icc_profile": icc} if icc else {}

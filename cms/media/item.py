@@ -94,7 +94,9 @@ class MediaItem:
             "url_orig": prefix + self.rel(self.file),
             "url_avif": prefix + self.rel(self.derivatives["avif"]) if "avif" in self.derivatives else None,
             "url_webp": prefix + self.rel(self.derivatives["webp"]) if "webp" in self.derivatives else None,
-            "variants": {w: {f: prefix + self.rel(n) for f, n in v.items()} for w, v in sorted(self.variants.items())},
+            "variants": {
+                str(w): {f: prefix + self.rel(n) for f, n in v.items()} for w, v in sorted(self.variants.items())
+            },
         }
 
     def as_dict(self, base: str = "") -> dict[str, Any]:

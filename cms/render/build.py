@@ -14,15 +14,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import heapq
 import json
 import os
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,12 @@ MANIFEST_VERSION = 1
 RELATED = 3
 FEED_ITEMS = 20
 PARALLEL_THRESHOLD = 400  # below this many bodies to render, a process pool costs more than it saves
+
+
+# index -> {post id: (its tags' newest-200 id lists, its best related candidates with their scores)}
+_RELATED_CACHE: weakref.WeakKeyDictionary[Index, dict[str, tuple[Any, list[tuple[str, int]]]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @dataclass
@@ -148,12 +155,19 @@ class _Site:
         self._views: dict[str, dict[str, Any]] = {}
         self.problems: list[str] = []  # content the plan had to skip, reported as build errors
         self._recent: dict[str, tuple[str, ...]] = {}  # tag -> ids of its newest 200 posts
+        self._sigs: dict[str, str] = {}
+        # The best related candidates of each post, kept from build to build of the same index:
+        # they change only when the newest-200 lists of the post's tags change.
+        self._related_cache = _RELATED_CACHE.setdefault(index, {})
 
     def url_of(self, doc: Document) -> str:
         return url_path(doc.type, doc.slug, doc.lang, self.site.site.language)
 
     def sig(self, doc: Document) -> str:
-        return f"{doc.id}:{doc.etag}:{doc.status_at(self.now).value}"
+        sig = self._sigs.get(doc.id)
+        if sig is None:
+            sig = self._sigs[doc.id] = f"{doc.id}:{doc.etag}:{doc.status_at(self.now).value}"
+        return sig
 
     def term_view(self, taxonomy: str, slug: str) -> dict[str, Any]:
         term = self.terms.get(taxonomy, {}).get(slug) or Term(taxonomy, slug, slug)
@@ -211,16 +225,29 @@ class _Site:
 
     def related(self, doc: Document) -> list[Document]:
         """Other posts sharing the most tags (among each tag's newest 200), newest first among equals."""
-        scores: Counter[str] = Counter()
+        lists = []
         for slug in self.index.doc_terms(doc, "tags"):
             recent = self._recent.get(slug)
             if recent is None:
                 recent = self._recent[slug] = tuple(d.id for d in self.members["tags"].get(slug, ())[:200])
-            scores.update(recent)  # counted in C: every post of a 10,000-post site asks this at plan time
-        scores.pop(doc.id, None)
-        best = heapq.nsmallest(RELATED * 4, scores.items(), key=lambda kv: (-kv[1], kv[0]))
+            lists.append(recent)
+        key = tuple(lists)
+        cached = self._related_cache.get(doc.id)
+        if cached is not None and cached[0] == key:
+            best = cached[1]
+        else:
+            scores: Counter[str] = Counter()
+            for recent in lists:
+                scores.update(recent)  # counted in C: every post of a 10,000-post site asks this
+            scores.pop(doc.id, None)
+            # Most shared tags first, then by id: two C sorts (the second is stable) instead of a key function.
+            ranked = sorted(scores.items())
+            ranked.sort(key=itemgetter(1), reverse=True)
+            best = ranked[: RELATED * 4]
+            self._related_cache[doc.id] = (key, best)
+        shared = dict(best)
         docs = [self.index.docs[i] for i, _ in best if i in self.index.docs]
-        docs.sort(key=lambda d: (-scores[d.id], -(d.published_at.timestamp() if d.published_at else 0), d.id))
+        docs.sort(key=lambda d: (-shared[d.id], -(d.published_at.timestamp() if d.published_at else 0), d.id))
         return docs[:RELATED]
 
 
@@ -420,8 +447,8 @@ def plan(s: _Site) -> list[Planned]:
     folders = {f for key in taken for f in _folders(key)}
     redirects: list[tuple[str, str]] = []
     for doc, alias in wanted_aliases:
-        path = alias if isinstance(alias, str) and alias.endswith((".html", "/")) else f"{alias}/"
-        key = _site_key(path)
+        alias_path = alias if isinstance(alias, str) and alias.endswith((".html", "/")) else f"{alias}/"
+        key = _site_key(alias_path)
         problem = _alias_problem(alias, key, taken, folders)
         if problem or key is None:
             s.problems.append(f"{site.paths.content}/{doc.path}:{_line_of_key(site, doc, 'aliases')}: {problem}")
@@ -432,7 +459,7 @@ def plan(s: _Site) -> list[Planned]:
         redirects.append((alias, target))
         out.append(
             Planned(
-                path,
+                alias_path,
                 "alias.html",
                 _h(g, "alias", alias, target),
                 lambda target=target: {**common, "target": target, "canonical": s.base_url + target},

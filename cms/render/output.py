@@ -18,7 +18,7 @@ import os
 import secrets
 import stat
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from cms.content.write import TEMP_PREFIX
 from cms.errors import BadRequest, CMSError
@@ -37,7 +37,8 @@ class Output:
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)
-    _checked: set[Path] = field(default_factory=set)  # folders known to be real folders inside the root
+    _checked: set[str] = field(default_factory=set)  # folders (keys) known to be real folders inside the root
+    _keys: dict[str, str] = field(default_factory=dict)  # site path -> checked key
     _made: set[Path] = field(default_factory=set)  # folders this build made sure exist
 
     def __post_init__(self) -> None:
@@ -45,33 +46,44 @@ class Output:
 
     def path_for(self, rel: str) -> Path:
         """The file for a site path (`/posts/x/` -> posts/x/index.html), refused if it leaves the root."""
+        return self.root / self.key(rel)
+
+    def key(self, rel: str) -> str:
+        """The output file of a site path relative to the root (checked once per build and path)."""
+        key = self._keys.get(rel)
+        if key is None:
+            key = self._keys[rel] = self._check(rel)
+        return key
+
+    def _check(self, rel: str) -> str:
         clean = rel.lstrip("/")
         if not clean or clean.endswith("/"):
             clean += "index.html"
-        parts = PurePosixPath(clean).parts
-        if any(p in ("..", ".") or "\x00" in p or "\\" in p for p in parts):
+        parts = [p for p in clean.split("/") if p not in ("", ".")]
+        if not parts or any(p == ".." or "\x00" in p or "\\" in p for p in parts):
             raise BadRequest(f"output path {rel!r} is not allowed")
-        target = self.root.joinpath(*parts)
         # Every existing folder on the way must be a real folder (no symlink escapes). With no `..`
         # in the parts and no link on the way, the file cannot be outside the (resolved) root.
         # Folders already checked in this build are not checked again: 10,000 pages share a few.
-        probe = target.parent
+        root = str(self.root)
         visited = []
-        while probe != self.root and probe not in self._checked:
-            if probe.is_symlink():
+        for depth in range(len(parts) - 1, 0, -1):
+            folder = "/".join(parts[:depth])
+            if folder in self._checked:
+                break
+            if os.path.islink(os.path.join(root, folder)):
                 raise BadRequest(f"output path {rel!r} passes through a symbolic link")
-            visited.append(probe)
-            probe = probe.parent
+            visited.append(folder)
         self._checked.update(visited)
-        return target
+        return "/".join(parts)
 
-    def key(self, rel: str) -> str:
-        return str(self.path_for(rel).relative_to(self.root).as_posix())
+    def exists(self, key: str) -> bool:
+        return os.path.isfile(os.path.join(self.root, key))
 
     def write(self, rel: str, data: bytes) -> str:
         """Write one output file; returns its key (path relative to the root)."""
-        path = self.path_for(rel)
-        key = path.relative_to(self.root).as_posix()
+        key = self.key(rel)
+        path = self.root / key
         if key in self._seen:
             raise OutputError(f"two outputs of this build want the same path: {key}")
         self._seen.add(key)
