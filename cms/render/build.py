@@ -13,20 +13,24 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import json
+import multiprocessing
 import os
+import sys
 import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from jinja2 import Environment
 from markupsafe import Markup
 
 from cms import __version__
@@ -156,12 +160,28 @@ class _Site:
         self.problems: list[str] = []  # content the plan had to skip, reported as build errors
         self._recent: dict[str, tuple[str, ...]] = {}  # tag -> ids of its newest 200 posts
         self._sigs: dict[str, str] = {}
+        self._doc_terms: dict[tuple[str, str], tuple[str, ...]] = {}
         # The best related candidates of each post, kept from build to build of the same index:
         # they change only when the newest-200 lists of the post's tags change.
         self._related_cache = _RELATED_CACHE.setdefault(index, {})
 
     def url_of(self, doc: Document) -> str:
         return url_path(doc.type, doc.slug, doc.lang, self.site.site.language)
+
+    def body(self, doc: Document) -> Markup:
+        """The document's rendered body, rendered once per build (a post's page and its feeds share it)."""
+        html = self.html.get(doc.id)
+        if html is None:
+            html = self.html[doc.id] = _render_body(doc, self.site)
+        return html
+
+    def terms_of(self, doc: Document, taxonomy: str) -> tuple[str, ...]:
+        """`index.doc_terms`, once per document and taxonomy in a build (the plan asks often)."""
+        key = (doc.id, taxonomy)
+        found = self._doc_terms.get(key)
+        if found is None:
+            found = self._doc_terms[key] = self.index.doc_terms(doc, taxonomy)
+        return found
 
     def sig(self, doc: Document) -> str:
         sig = self._sigs.get(doc.id)
@@ -211,8 +231,8 @@ class _Site:
             "draft": doc.status_at(self.now) is not Status.PUBLISHED,
             "reading_time": doc.reading_minutes,
             "words": doc.words,
-            "tags": [self.term_view("tags", s) for s in self.index.doc_terms(doc, "tags")],
-            "categories": [self.term_view("categories", s) for s in self.index.doc_terms(doc, "categories")],
+            "tags": [self.term_view("tags", s) for s in self.terms_of(doc, "tags")],
+            "categories": [self.term_view("categories", s) for s in self.terms_of(doc, "categories")],
             "author": author,
             "image": doc.featured_image,
             "seo_title": doc.meta.get("seo_title") or doc.title,
@@ -226,7 +246,7 @@ class _Site:
     def related(self, doc: Document) -> list[Document]:
         """Other posts sharing the most tags (among each tag's newest 200), newest first among equals."""
         lists = []
-        for slug in self.index.doc_terms(doc, "tags"):
+        for slug in self.terms_of(doc, "tags"):
             recent = self._recent.get(slug)
             if recent is None:
                 recent = self._recent[slug] = tuple(d.id for d in self.members["tags"].get(slug, ())[:200])
@@ -317,7 +337,7 @@ def plan(s: _Site) -> list[Planned]:
         template = {"posts": "single.html", "pages": "page.html"}.get(doc.type) or (
             ctype.template if ctype and ctype.template else "entry.html"
         )
-        terms = [s.term_view(t, slug) for t in ("tags", "categories") for slug in s.index.doc_terms(doc, t)]
+        terms = [s.term_view(t, slug) for t in ("tags", "categories") for slug in s.terms_of(doc, t)]
         author_term = s.terms["authors"].get(doc.author or "")
         sig = _h(
             g,
@@ -335,7 +355,7 @@ def plan(s: _Site) -> list[Planned]:
             related: list[Document] = related,
         ) -> dict[str, Any]:
             view = dict(s.view(doc))
-            view["html"] = s.html.get(doc.id) or _render_body(doc, site)
+            view["html"] = s.body(doc)
             json_ld = {
                 "@context": "https://schema.org",
                 "@type": "Article" if doc.type == "posts" else "WebPage",
@@ -556,7 +576,7 @@ def _feeds(s: _Site, base: str, items: list[Document], title: str, common: dict[
         entries = []
         for doc in newest:
             view = dict(s.view(doc))
-            view["html"] = s.html.get(doc.id) or _render_body(doc, s.site)
+            view["html"] = s.body(doc)
             entries.append(view)
         updated = max(
             (d.updated_at or d.published_at for d in newest if d.updated_at or d.published_at),
@@ -667,30 +687,24 @@ def build(
         # trusting a folder whose files no longer match the manifest's signatures.
         was_pending |= {key for key, _ in todo}
         atomic_write(_pending_path(mpath), json.dumps(sorted(was_pending)).encode())
-    _prerender(s, [item for _, item in todo], workers)
-
     signatures: dict[str, str] = {}
     changed_urls: list[str] = []
-    for done, (key, item) in enumerate(todo, 1):
-        try:
-            data = (
-                item.data()
-                if item.data is not None
-                else render_template(env, item.template or "", item.context()).encode()
-            )
-        except (ThemeError, CMSError) as exc:
-            errors.append(str(exc))
-            continue
-        before = len(output.written)
-        try:
-            output.write(item.path, data)
-        except (CMSError, OSError) as exc:  # e.g. a symlink or a file where a folder must go
-            errors.append(f"{key}: {exc}")
+    n = workers or min(4, os.cpu_count() or 1)
+    forked = len(todo) >= PARALLEL_THRESHOLD and n > 1 and _can_fork()
+    outcomes: Iterable[tuple[str, str]]
+    if forked:
+        outcomes = _render_forked(s, env, output, todo, n, progress)
+    else:
+        _prerender(s, [item for _, item in todo], workers)
+        outcomes = (_render_one(s, env, output, key, item) for key, item in todo)
+    for done, ((key, item), (status, message)) in enumerate(zip(todo, outcomes, strict=True), 1):
+        if status == "error":
+            errors.append(message)
             continue
         signatures[key] = item.signature
-        if len(output.written) > before:
+        if status == "written":
             changed_urls.append(s.base_url + "/" + key.removesuffix("index.html"))
-        if progress:
+        if progress and not forked:  # (the forked workers report their own progress)
             progress(done, len(todo))
     for key in output.unchanged:
         signatures.setdefault(key, old_outputs.get(key, ""))
@@ -749,6 +763,90 @@ def _write_manifest(path: Path, outputs: dict[str, str], docs: dict[str, Any] | 
 
 def _existing_files(out: Path) -> set[str]:
     return {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() or p.is_symlink()}
+
+
+def _render_one(s: _Site, env: Environment, output: Output, key: str, item: Planned) -> tuple[str, str]:
+    """Render and write one output: ("written" | "unchanged" | "error", the error's message)."""
+    try:
+        data = (
+            item.data() if item.data is not None else render_template(env, item.template or "", item.context()).encode()
+        )
+    except (ThemeError, CMSError) as exc:
+        return "error", str(exc)
+    before = len(output.written)
+    try:
+        output.write(item.path, data)
+    except (CMSError, OSError) as exc:  # e.g. a symlink or a file where a folder must go
+        return "error", f"{key}: {exc}"
+    return ("written" if len(output.written) > before else "unchanged"), ""
+
+
+def _can_fork() -> bool:
+    return sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
+
+
+# What forked render workers inherit: the plan and everything it refers to, shared copy-on-write
+# (contexts are closures over the index, so they cannot be pickled; a fork needs no pickling).
+_FORKED: tuple[_Site, Environment, Path, list[tuple[str, Planned]]] | None = None
+
+
+def _render_chunk(indices: list[int]) -> list[tuple[int, str, str, str]]:
+    """In a forked worker: render and write these outputs of the plan; (index, status, message, key)."""
+    assert _FORKED is not None
+    s, env, root, todo = _FORKED
+    output = Output(root)
+    results = []
+    for i in indices:
+        key, item = todo[i]
+        status, message = _render_one(s, env, output, key, item)
+        results.append((i, status, message, key))
+    return results
+
+
+def _render_forked(
+    s: _Site,
+    env: Environment,
+    output: Output,
+    todo: list[tuple[str, Planned]],
+    n: int,
+    progress: Callable[[int, int], None] | None,
+) -> list[tuple[str, str]]:
+    """Render and write `todo` in `n` forked processes (Markdown, highlighting, templates and writes
+    all in parallel); outcomes in plan order, so the build's report does not depend on timing."""
+    global _FORKED
+    outcomes: list[tuple[str, str]] = [("error", "")] * len(todo)
+    wanted = []
+    for i, (key, _) in enumerate(todo):
+        if key in output.seen_keys:  # two outputs of the plan want one path: a bug, reported like Output.write
+            outcomes[i] = ("error", f"two outputs of this build want the same path: {key}")
+        else:
+            output.seen_keys.add(key)
+            wanted.append(i)
+    batches = [wanted[i :: n * 8] for i in range(n * 8)]
+    for name in env.list_templates(filter_func=lambda name: name.endswith((".html", ".xml"))):
+        env.get_template(name)  # compiled once here, not once per worker
+    _FORKED = (s, env, output.root, todo)
+    gc.freeze()  # workers share the parent's objects copy-on-write: keep their collector off those pages
+    try:
+        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+            done = 0
+            for future in as_completed([pool.submit(_render_chunk, batch) for batch in batches if batch]):
+                for i, status, message, key in future.result():
+                    outcomes[i] = (status, message)
+                    if status == "written":
+                        output.written.append(key)
+                    elif status == "unchanged":
+                        output.unchanged.append(key)
+                    done += 1
+                if progress:
+                    progress(done, len(todo))
+    finally:
+        _FORKED = None
+        gc.unfreeze()
+    order = {key: i for i, (key, _) in enumerate(todo)}
+    output.written.sort(key=order.__getitem__)
+    output.unchanged.sort(key=lambda key: order.get(key, -1))  # kept outputs (not in todo) first, as before
+    return outcomes
 
 
 def _prerender(s: _Site, items: list[Planned], workers: int | None) -> None:

@@ -125,6 +125,11 @@ class Output:
     def seen(self) -> set[str]:
         return set(self._seen)
 
+    @property
+    def seen_keys(self) -> set[str]:
+        """The live set of keys this build produced (for writers in other processes to register theirs)."""
+        return self._seen
+
 
 def replace_file(path: Path, data: bytes) -> None:
     """Replace `path` with `data` atomically (readers see the old or the new file), without fsync.
