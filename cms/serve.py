@@ -54,6 +54,7 @@ class Background:
     def start(self) -> None:
         if self.watcher is not None:
             self.watcher.start()
+        self.media.start()
         if self.uploads is not None:
             self.uploads.start()
         self.scheduler.start()

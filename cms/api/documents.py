@@ -115,6 +115,7 @@ async def _list(request: Request, type_name: str | None) -> Response:
                     exclude=query.exclude_fields,
                     html=html,
                     snippet=page.snippets.get(d.id) if query.search else None,
+                    admin=key is not None and key.can("admin"),
                 )
             )
             for d in page.items
@@ -154,7 +155,9 @@ async def _get(request: Request, type_name: str | None, ref: str) -> Response:
         q = parse_query({"fields": params["fields"]})
         include, exclude = q.include, q.exclude_fields
     if include or exclude or html:
-        body = dumps({"data": ser.shaped(doc, now, include=include, exclude=exclude, html=html)})
+        key = request.scope.get("api_key")
+        admin = key is not None and key.can("admin")
+        body = dumps({"data": ser.shaped(doc, now, include=include, exclude=exclude, html=html, admin=admin)})
     else:
         body = b'{"data":' + ser.full(doc, now) + b"}"
     return raw_json_response(body, headers=headers)

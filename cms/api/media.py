@@ -1,9 +1,10 @@
 """Media over HTTP: upload (multipart or base64 JSON), list, get, edit text, delete; files at /uploads/.
 
 Thin like the other resources: parse and check here, convert and store in `cms.media`. Conversions
-run in the library's bounded pool, never on the event loop. Files under /uploads/ are served only
-when their bytes are an image (sidecars, anything else, and every path trick answer 404), with the
-sniffed Content-Type and `nosniff` (added to every answer by the app's header middleware).
+run in the library's bounded pool of worker processes, never on the event loop. Files under
+/uploads/ are served only when their bytes are an image (sidecars, anything else, and every path
+trick answer 404), with the sniffed Content-Type and `nosniff` (added to every answer by the app's
+header middleware).
 """
 
 from __future__ import annotations

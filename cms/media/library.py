@@ -84,8 +84,12 @@ class MediaLibrary:
         library.scan()
         return library
 
+    def start(self) -> None:
+        """Start the conversion worker processes in the background (`cms serve` does at startup)."""
+        self.converter.start()
+
     def close(self) -> None:
-        """Stop the conversion threads."""
+        """End the conversion worker processes."""
         self.converter.close()
 
     # -- reading -------------------------------------------------------------------------------

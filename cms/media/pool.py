@@ -12,6 +12,7 @@ all or nothing.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import threading
 import time
@@ -55,6 +56,12 @@ class Converter:
         # deadline never includes the time other images took.
         self._slots = threading.BoundedSemaphore(POOL_WORKERS)
 
+    def start(self) -> None:
+        """Start the worker processes now, without waiting for them (else the first upload waits)."""
+        pool = self._executor()
+        for _ in range(POOL_WORKERS):
+            pool.submit(_ready)
+
     def close(self) -> None:
         """End the worker processes (conversions under way finish first)."""
         with self._lock:
@@ -68,7 +75,7 @@ class Converter:
                 # forkserver: a clean process to fork workers from (fork() of a threaded server can deadlock)
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload(["cms.media.convert"])
-                self._pool = ProcessPoolExecutor(POOL_WORKERS, mp_context=context)
+                self._pool = ProcessPoolExecutor(POOL_WORKERS, mp_context=context, initializer=_worker_start)
             return self._pool
 
     def _reset(self, broken: ProcessPoolExecutor) -> None:
@@ -127,6 +134,24 @@ def _result(future: Future[Any]) -> Any:
 # -- run in the worker processes -------------------------------------------------------------------
 
 
+def _worker_start() -> None:
+    """Exit with the process that owns the pool, even when it is killed (kill -9 skips its shutdown):
+    a worker blocked on its task queue would otherwise live on, and keep the forkserver alive too."""
+    parent = multiprocessing.parent_process()
+    if parent is None:  # pragma: no cover - workers always have one
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="cms-media-parent", daemon=True).start()
+
+
+def _ready() -> None:
+    """A no-op: makes the pool start a worker."""
+
+
 def _guarded(job: Any) -> Any:
     try:
         return ("ok", job())
@@ -139,7 +164,7 @@ def _guarded(job: Any) -> Any:
 def _job_full_avif(data: bytes, kind: Kind, settings: Settings) -> Any:
     def job() -> bytes:
         im, icc = convert.upright(convert.decode(data, kind, settings.max_pixels))
-        return convert.encode(im, "avif", settings, icc, threads=2)
+        return convert.encode(im, "avif", settings, icc)
 
     return _guarded(job)
 

@@ -155,25 +155,30 @@ def rebuild(library: MediaLibrary, progress: Progress | None = None) -> RebuildR
     library.scan()
     report.pruned = prune(library)
     items = library.items()
-    total = len(items)
-    for done, item in enumerate(items, 1):
+    dropped = [
+        (folder, name) for folder, names in library.walk() for name in unclaimed(names, library.in_folder(folder))
+    ]
+    total = len(items) + len(dropped)
+    done = 0
+    for item in items:
         try:
             report.regenerated.append(regenerate(library, item))
         except CMSError as exc:
             report.failed.append((item.rel(item.file), exc.message))
+        done += 1
         if progress:
             progress(item.rel(item.file), done, total)
-    for folder, names in list(library.walk()):
-        for name in unclaimed(names, library.in_folder(folder)):
-            rel = f"{folder}/{name}" if folder else name
-            library.failed.pop(rel, None)  # a rebuild tries everything again
-            taken = take_in(library, folder, name)
-            if taken is None:
-                report.failed.append((rel, library.problems.get(rel, "changed while converting")))
-            else:
-                report.ingested.append(taken)
-            if progress:
-                progress(rel, total, total)
+    for folder, name in dropped:
+        rel = f"{folder}/{name}" if folder else name
+        library.failed.pop(rel, None)  # a rebuild tries everything again
+        taken = take_in(library, folder, name)
+        if taken is None:
+            report.failed.append((rel, library.problems.get(rel, "changed while converting")))
+        else:
+            report.ingested.append(taken)
+        done += 1
+        if progress:
+            progress(rel, done, total)
     return report
 
 
