@@ -87,12 +87,19 @@ class DocumentSerializer:
         exclude: tuple[str, ...] = (),
         html: bool = False,
         snippet: str | None = None,
+        admin: bool = False,
     ) -> dict[str, Any]:
-        """A representation with field selection, rendered HTML or a search snippet."""
+        """A representation with field selection, rendered HTML or a search snippet.
+
+        Rendered HTML is sanitized for every caller unless the site trusts raw HTML *and* the
+        caller is an admin: a read key must never receive a document's raw <script>."""
         data = self.as_dict(doc, now)
         if html or "html" in include:
+            policy = self.site.render.raw_html
+            if policy == "trust" and not admin:
+                policy = "sanitize"
             data["html"] = render_markdown(
-                doc.body, raw_html=self.site.render.raw_html, highlight=self.site.render.highlight
+                doc.body, raw_html=policy, highlight=self.site.render.highlight, engine=self.site.render.engine
             )
         if snippet is not None:
             data["snippet"] = snippet

@@ -108,8 +108,9 @@ _ATTRIBUTES = {
     "*": {"class", "id", "title", "lang", "dir"},
     "a": {"href", "hreflang"},
     "abbr": {"title"},
-    "img": {"src", "alt", "width", "height", "loading", "decoding", "srcset", "sizes"},
-    "source": {"src", "srcset", "type", "media", "sizes"},
+    # No srcset: the sanitizer checks URL schemes in src and href only, not in srcset's list.
+    "img": {"src", "alt", "width", "height", "loading", "decoding", "sizes"},
+    "source": {"src", "type", "media", "sizes"},
     "input": {"type", "checked", "disabled"},
     "td": {"colspan", "rowspan", "style"},
     "th": {"colspan", "rowspan", "scope", "style"},
@@ -175,6 +176,15 @@ def _fast_render(text: str, highlight: bool) -> str:
     return rendered
 
 
+_DEEP_MARKERS = re.compile(r"^[ \t>*+\-\d.)]{120,}", re.MULTILINE)
+
+
+def _pathological(text: str) -> bool:
+    """Input the compiled engine handles badly (it has no nesting cap, and tens of thousands of `<`
+    made it use half a gigabyte): such text goes to markdown-it-py, which caps nesting."""
+    return text.count("<") > 5000 or text.count("[") > 5000 or bool(_DEEP_MARKERS.search(text))
+
+
 def render_markdown(
     text: str, *, raw_html: str = "sanitize", highlight: bool = True, engine: str = "markdown-it-pyrs"
 ) -> str:
@@ -186,7 +196,12 @@ def render_markdown(
     """
     if raw_html not in RAW_HTML_POLICIES:
         raise ValueError(f"raw_html must be one of {RAW_HTML_POLICIES}")
-    if engine == "markdown-it-pyrs" and _FastMarkdownIt is not None and raw_html != "escape":
+    if (
+        engine == "markdown-it-pyrs"
+        and _FastMarkdownIt is not None
+        and raw_html != "escape"
+        and not _pathological(text)
+    ):
         rendered = _fast_render(text, highlight)
     else:
         rendered = _parser(raw_html, highlight).render(text)

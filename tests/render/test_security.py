@@ -214,8 +214,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> tuple[Site, Path]:
 
 
 def known_issue(problem: str) -> bool:
-    """A sink already reported and pinned by its own xfail test (see below), left out of the tree audits."""
-    return "srcset=" in problem and "javascript:" in problem.lower()
+    """No sink is excused any more (srcset was, until the sanitizer stopped allowing it)."""
+    return False
 
 
 def sinks_in_tree(out: Path) -> dict[str, list[str]]:
@@ -269,10 +269,6 @@ def test_the_audit_catches_what_it_looks_for() -> None:
     assert audit(parse_html(ok)) == []
 
 
-@pytest.mark.xfail(
-    reason="cms/content/markdown.py allows srcset on img/source and nh3's url_schemes does not check it",
-    strict=True,
-)
 @pytest.mark.parametrize("engine", ["markdown-it-pyrs", "markdown-it-py"])
 def test_the_sanitizer_keeps_script_urls_out_of_srcset(engine: str) -> None:
     html = render_markdown("<img src=x srcset='javascript:alert(1) 1x, data:text/html,x 2x'>", engine=engine)
@@ -380,13 +376,8 @@ def test_api_render_html_has_no_sinks(api: tuple[TestClient, Index]) -> None:
     assert one.status_code == 200 and audit(parse_html(one.json()["data"]["html"])) == []
 
 
-@pytest.mark.xfail(
-    reason="cms/api/serialize.py renders ?render=html under the site's raw_html policy for every key; "
-    "reliability.md 3-F.2: sanitize unless the key has admin scope and the site trusts HTML",
-    strict=True,
-)
 def test_api_sanitizes_for_non_admin_keys_even_when_the_site_trusts_html(tmp_path: Path) -> None:
-    site = write_hostile_site(tmp_path / "site", raw_html="trust", payloads=PAYLOADS[:3])
+    site = write_hostile_site(tmp_path / "site", raw_html="trust", payloads=PAYLOADS[:8])
     index = Index.load(site, fill_search=False)
     state = State(tmp_path / "state")
     try:
