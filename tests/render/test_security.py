@@ -377,7 +377,7 @@ def test_api_render_html_has_no_sinks(api: tuple[TestClient, Index]) -> None:
 
 
 def test_api_sanitizes_for_non_admin_keys_even_when_the_site_trusts_html(tmp_path: Path) -> None:
-    site = write_hostile_site(tmp_path / "site", raw_html="trust", payloads=PAYLOADS[:8])
+    site = write_hostile_site(tmp_path / "site", raw_html="trust", payloads=PAYLOADS[:12])
     index = Index.load(site, fill_search=False)
     state = State(tmp_path / "state")
     try:
