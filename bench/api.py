@@ -39,7 +39,9 @@ def corpus(posts: int) -> Path:
         generate(folder, posts, seed=1)
     config = (folder / "cms.toml").read_text()
     if "[api]" not in config:
-        (folder / "cms.toml").write_text(config + "\n[api]\nrate_limit_per_minute = 0\nrate_limit_per_day = 0\n")
+        (folder / "cms.toml").write_text(
+            config + "\n[api]\nrate_limit_per_minute = 100000000\nrate_limit_per_day = 1000000000\n"
+        )
     return folder
 
 
@@ -50,12 +52,30 @@ def free_port() -> int:
 
 
 def start_server(site: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
-    key = subprocess.run([sys.executable, "-m", "cms", "keys", "create", "--name", "bench", "--scopes", "admin",
-                          "--site", str(site)], capture_output=True, text=True, check=True).stdout
+    key = subprocess.run(
+        [sys.executable, "-m", "cms", "keys", "create", "--name", "bench", "--scopes", "admin", "--site", str(site)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     token = re.search(r"key:\s+(\S+)", key).group(1)  # type: ignore[union-attr]
-    proc = subprocess.Popen([sys.executable, "-m", "cms", "serve", "--site", str(site), "--port", str(port),
-                             "--no-preview", "--log-level", "warning"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cms",
+            "serve",
+            "--site",
+            str(site),
+            "--port",
+            str(port),
+            "--no-preview",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     import httpx
 
@@ -71,8 +91,22 @@ def start_server(site: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def wrk(url: str, token: str, seconds: int, connections: int) -> dict[str, float]:
-    out = subprocess.run(["timeout", str(seconds + 30), "wrk", "-t2", f"-c{connections}", f"-d{seconds}s",
-                          "--latency", "-H", f"X-API-Key: {token}", url], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [
+            "timeout",
+            str(seconds + 30),
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-H",
+            f"X-API-Key: {token}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
     def ms(label: str) -> float:
@@ -109,8 +143,12 @@ print(json.dumps({"rps": len(lat) / seconds, "p50": lat[len(lat)//2], "p99": lat
 
 
 def py_client(url: str, token: str, seconds: int, connections: int) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", PY_CLIENT, url, token, str(seconds), str(connections)],
-                         capture_output=True, text=True, timeout=seconds + 60).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", PY_CLIENT, url, token, str(seconds), str(connections)],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    ).stdout
     return json.loads(out)  # type: ignore[no-any-return]
 
 
@@ -123,9 +161,11 @@ def auth_overhead(site: Path, rounds: int = 2000) -> tuple[float, float]:
 
     tmp = Path(tempfile.mkdtemp())
     shutil.copytree(site / "content", tmp / "content")
-    (tmp / "cms.toml").write_text((site / "cms.toml").read_text().split("[api]")[0]
-                                  + '\n[api]\npublic_types = ["posts"]\nrate_limit_per_minute = 1000000\n'
-                                    "rate_limit_per_day = 100000000\n")
+    (tmp / "cms.toml").write_text(
+        (site / "cms.toml").read_text().split("[api]")[0]
+        + '\n[api]\npublic_types = ["posts"]\nrate_limit_per_minute = 1000000\n'
+        "rate_limit_per_day = 100000000\n"
+    )
     app = create_app(Site.load(tmp))
     token = app.state.services.keys.create("bench", ["read"]).token
     client = TestClient(app)
@@ -156,10 +196,14 @@ def main() -> None:
     port = free_port()
     proc, token = start_server(site, port)
     load = wrk if shutil.which("wrk") else py_client
-    print(f"server: {args.posts} posts, 1 worker; load: {'wrk' if load is wrk else 'python asyncio client'}, "
-          f"{args.connections} connections, {args.duration} s each")
+    print(
+        f"server: {args.posts} posts, 1 worker; load: {'wrk' if load is wrk else 'python asyncio client'}, "
+        f"{args.connections} connections, {args.duration} s each"
+    )
     base = f"http://127.0.0.1:{port}/api/v1"
-    slug = sorted((site / "content" / "posts").glob("*.md"))[len(list((site / "content" / "posts").glob("*.md"))) // 2].stem
+    slug = sorted((site / "content" / "posts").glob("*.md"))[
+        len(list((site / "content" / "posts").glob("*.md"))) // 2
+    ].stem
     targets = {
         "hello (health)": f"{base}/health",
         "list filter+sort+page": f"{base}/posts?category=cat-3&sort=-published_at&page=3",
@@ -171,8 +215,10 @@ def main() -> None:
         for name, url in targets.items():
             results[name] = load(url, token, args.duration, args.connections)
             r = results[name]
-            print(f"{name:<24} {r['rps']:>9.0f} req/s  p50 {r['p50']:>6.2f} ms  p99 {r['p99']:>6.2f} ms  "
-                  f"non-2xx {int(r['non2xx'])}")
+            print(
+                f"{name:<24} {r['rps']:>9.0f} req/s  p50 {r['p50']:>6.2f} ms  p99 {r['p99']:>6.2f} ms  "
+                f"non-2xx {int(r['non2xx'])}"
+            )
     finally:
         proc.terminate()
         proc.wait(10)
@@ -181,8 +227,10 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name:<24} {r['rps'] / hello:>5.2f}x   p99 {r['p99']:.2f} ms {'ok' if r['p99'] <= 25 else 'OVER'}")
     anonymous, keyed = auth_overhead(site)
-    print(f"\nauth + rate limit, in-process list request: {anonymous:.3f} ms without a key (public type), "
-          f"{keyed:.3f} ms with a key: +{keyed - anonymous:.3f} ms (target <= 0.3 ms)")
+    print(
+        f"\nauth + rate limit, in-process list request: {anonymous:.3f} ms without a key (public type), "
+        f"{keyed:.3f} ms with a key: +{keyed - anonymous:.3f} ms (target <= 0.3 ms)"
+    )
 
 
 if __name__ == "__main__":
