@@ -142,6 +142,8 @@ def test_create_edit_delete(live: Live) -> None:
 
     path.write_text(post("Newer"))
     assert wait_until(lambda: live.title("posts/new.md") == "Newer")
+    # The index changes first, the event is published a moment later: wait for it.
+    assert wait_until(lambda: bool(live.events) and live.events[-1].name == "post.updated")
     assert [e.name for e in live.events][:1] == ["post.created"]
     assert live.events[-1].name == "post.updated" and live.events[-1].data["changes"] == ["title"]
     assert all(e.source == "watch" for e in live.events)
