@@ -187,12 +187,19 @@ class Document:
     authors: tuple[str, ...] = ()
     featured_image: str | None = None
     aliases: tuple[str, ...] = ()
+    _folded: str | None = None  # the case-folded title, made on first use by `$contains` filters
     _words: int = -1  # counted on first use: splitting every body costs half a second per 10,000 at load
     data: dict[str, Any] = field(default_factory=dict)
 
     @property
     def author(self) -> str | None:
         return self.authors[0] if self.authors else None
+
+    @property
+    def folded_title(self) -> str:
+        if self._folded is None:
+            self._folded = self.title.casefold()
+        return self._folded
 
     @property
     def words(self) -> int:

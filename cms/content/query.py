@@ -408,6 +408,13 @@ def _check_field_name(name: str, where: str, allow_html: bool = False) -> str:
 # -- filters ---------------------------------------------------------------------------------
 
 
+def _title(d: Document, n: datetime) -> str:
+    return d.title
+
+
+_TITLE_GETTER: Getter = _title
+
+
 def field_getter(name: str) -> Getter:
     """How to read a field off a document: base fields, `data.x.y` paths, plain frontmatter keys."""
     name = canonical_field(name)
@@ -416,7 +423,7 @@ def field_getter(name: str) -> Getter:
         "hash": lambda d, n: d.hash,
         "type": lambda d, n: d.type,
         "slug": lambda d, n: d.slug,
-        "title": lambda d, n: d.title,
+        "title": _TITLE_GETTER,
         "status": lambda d, n: d.status_at(n).value,
         "excerpt": lambda d, n: d.excerpt,
         "content": lambda d, n: d.body,
@@ -437,6 +444,9 @@ def field_getter(name: str) -> Getter:
     if name in base:
         return base[name]
     path = name[5:].split(".") if name.startswith("data.") else [name]
+    if len(path) == 1:  # the common case, one frontmatter key: a dict lookup per document
+        key = path[0]
+        return lambda d, n: d.meta.get(key)
 
     def get(doc: Document, now: datetime) -> Any:
         value: Any = doc.meta
@@ -634,6 +644,9 @@ def _op_check(get: Getter, op: str, operand: _Operand) -> Predicate:
             return slow(d, n)
 
         return numeric
+    if op in ("$contains", "$containsi") and get is _TITLE_GETTER:
+        folded_title = operand.folded
+        return lambda d, n: folded_title in d.folded_title  # case-folded once per document, not per query
     if op in ("$contains", "$containsi"):
         folded = operand.folded
 
