@@ -43,6 +43,10 @@ class RateLimiter:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute(
+            "CREATE TABLE IF NOT EXISTS windows (bucket TEXT PRIMARY KEY, minute INTEGER NOT NULL, "
+            "m INTEGER NOT NULL, day INTEGER NOT NULL, d INTEGER NOT NULL) WITHOUT ROWID"
+        )
+        self._db.execute(
             "CREATE TABLE IF NOT EXISTS hits (bucket TEXT NOT NULL, window INTEGER NOT NULL, "
             "count INTEGER NOT NULL, PRIMARY KEY (bucket, window)) WITHOUT ROWID"
         )
@@ -71,15 +75,17 @@ class RateLimiter:
         minute, day = int(now // MINUTE), int(now // DAY)
         reset_at = (minute + 1) * MINUTE
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                used_minute = self._increment(f"{bucket}:m", minute)
-                used_day = self._increment(f"{bucket}:d", day) if per_day > 0 else 0
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            # One statement (atomic on its own, no BEGIN/COMMIT round trips) moves both windows.
+            row = self._db.execute(
+                "INSERT INTO windows (bucket, minute, m, day, d) VALUES (?, ?, 1, ?, 1) "
+                "ON CONFLICT (bucket) DO UPDATE SET "
+                "m = CASE WHEN minute = excluded.minute THEN m + 1 ELSE 1 END, "
+                "d = CASE WHEN day = excluded.day THEN d + 1 ELSE 1 END, "
+                "minute = excluded.minute, day = excluded.day RETURNING m, d",
+                (bucket, minute, day),
+            ).fetchone()
             self._sweep(now)
+        used_minute, used_day = int(row[0]), int(row[1]) if per_day > 0 else 0
         over_minute = per_minute > 0 and used_minute > per_minute
         over_day = per_day > 0 and used_day > per_day
         retry = 0
