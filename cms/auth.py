@@ -26,7 +26,10 @@ SCOPES = ("read", "write", "delete", "admin")
 # What each scope lets a key do, beyond itself: write and delete include read; admin includes all.
 IMPLIES = {"read": {"read"}, "write": {"read", "write"}, "delete": {"read", "delete"}, "admin": set(SCOPES)}
 _ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
-_LAST_USED_EVERY_S = 60.0  # write last_used_at at most once a minute per key: reads must not fsync
+_LAST_USED_EVERY_S = 60.0
+# A verified token is trusted for a second without another database read: requests stay cheap, and a
+# key disabled, rotated or revoked by another process stops working within that second (at once here).
+_VERIFIED_TTL_S = 1.0  # write last_used_at at most once a minute per key: reads must not fsync
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class Keys:
         self.clock = clock
         self._pepper = state.secret("key-pepper")
         self._last_used: dict[str, float] = {}
+        self._verified: dict[bytes, tuple[ApiKey, float]] = {}
         self._lock = threading.Lock()
 
     def _digest(self, secret: str) -> bytes:
@@ -178,6 +182,10 @@ class Keys:
         if not token.startswith(PREFIX) or len(token) > 200:
             raise invalid
         key_id, sep, body = token[len(PREFIX) :].partition("_")
+        proof = self._digest(f"{token}\0{secret or ''}")
+        cached = self._verified.get(proof)
+        if cached is not None and time.monotonic() - cached[1] < _VERIFIED_TTL_S:
+            return self._usable(cached[0])
         rows = self.state.query("SELECT * FROM api_keys WHERE id = ?", (key_id,)) if sep else []
         # Compare against a dummy digest when the id is unknown, so both paths cost the same.
         stored = bytes(rows[0]["digest"]) if rows else b"\0" * 32
@@ -188,6 +196,12 @@ class Keys:
         if not ok:
             raise invalid
         key = self._row_to_key(rows[0])
+        if len(self._verified) > 10_000:
+            self._verified.clear()
+        self._verified[proof] = (key, time.monotonic())
+        return self._usable(key)
+
+    def _usable(self, key: ApiKey) -> ApiKey:
         if not key.enabled:
             raise Unauthorized("this API key is disabled", code="KEY_DISABLED")
         if key.expires_at is not None and key.expires_at <= self.clock():
@@ -208,13 +222,16 @@ class Keys:
             )
 
     def set_enabled(self, key_id: str, enabled: bool) -> ApiKey:
+        self._verified.clear()  # a change here takes effect at once in this process
         self.get(key_id)
         with self.state.transaction() as db:
             db.execute("UPDATE api_keys SET enabled = ? WHERE id = ?", (int(enabled), key_id))
+        self._verified.clear()  # and again after: a verify racing the change must not keep the old state
         return self.get(key_id)
 
     def rotate(self, key_id: str) -> IssuedKey:
         """A new token for the same key id and settings; the old token stops working at once."""
+        self._verified.clear()  # a change here takes effect at once in this process
         key = self.get(key_id)
         body = secrets.token_urlsafe(32)
         token = f"{PREFIX}{key_id}_{body}"
@@ -224,9 +241,12 @@ class Keys:
                 "UPDATE api_keys SET digest = ?, secret_digest = ?, last4 = ? WHERE id = ?",
                 (self._digest(body), self._digest(secret) if secret else None, token[-4:], key_id),
             )
+        self._verified.clear()
         return IssuedKey(self.get(key_id), token, secret)
 
     def revoke(self, key_id: str) -> None:
+        self._verified.clear()  # a change here takes effect at once in this process
         self.get(key_id)
         with self.state.transaction() as db:
             db.execute("DELETE FROM api_keys WHERE id = ?", (key_id,))
+        self._verified.clear()
