@@ -7,6 +7,7 @@ names the parameter and what is accepted: a typo must never return a silently wr
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 import operator
@@ -734,6 +735,41 @@ def run(index: Index, query: Query, now: datetime | None = None, *, default_lang
     statuses = query.statuses
     if statuses is None:
         statuses = frozenset(Status) if query.filters and _mentions_status(query.filters) else VISIBLE_DEFAULT
+    site_lang = default_lang or index.site.site.language
+    matched = _cached_result(index, query, statuses, site_lang, now)
+    if matched is None:
+        matched = _match(index, query, statuses, site_lang, now)
+    start = (query.page - 1) * query.per_page
+    items = matched[start : start + query.per_page]
+    snippets = {}
+    if query.search:
+        for doc in items:
+            snippets[doc.id] = snippet(query.search, (doc.body, doc.excerpt, doc.title)) or html.escape(doc.excerpt)
+    return Page(items, len(matched), query.page, query.per_page, snippets)
+
+
+def _cached_result(
+    index: Index, query: Query, statuses: frozenset[Status], site_lang: str, now: datetime
+) -> list[Document] | None:
+    """The full result of a query asked before, while the index and the visible lists are unchanged.
+
+    Lists repeat (a front page, paging through one archive): the second asker gets a slice."""
+    if query.random and query.seed is None:
+        return None
+    hit = index.query_cache.get(("result", _result_key(query, statuses, site_lang)))
+    if hit is not None and hit[1] <= now < hit[2] and index.query_cache.get("__generation__") == index.generation:
+        return hit[0]  # type: ignore[no-any-return]
+    return None
+
+
+def _result_key(query: Query, statuses: frozenset[Status], site_lang: str) -> str:
+    return repr(
+        (dataclasses.replace(query, page=1, per_page=1, include=(), exclude_fields=()), sorted(statuses), site_lang)
+    )
+
+
+def _match(index: Index, query: Query, statuses: frozenset[Status], site_lang: str, now: datetime) -> list[Document]:
+    """Every document the query selects, in its order (before paging)."""
     predicate = compile_filter(query.filters, index.site.tz) if query.filters else None
     candidates = _candidates(index, query)
     ranks: dict[str, int] | None = None
@@ -742,7 +778,6 @@ def run(index: Index, query: Query, now: datetime | None = None, *, default_lang
         candidates = set(ranks) if candidates is None else candidates & set(ranks)
 
     sort = query.sort or (() if ranks is not None else (("published_at", True),))
-    site_lang = default_lang or index.site.site.language
     primary = sort[0] if sort else None
     presorted = bool(primary and len(sort) == 1 and primary[0] in _INDEXED_SORTS)
     key, desc = (primary[0], primary[1]) if presorted and primary else ("published_at", True)
@@ -768,13 +803,11 @@ def run(index: Index, query: Query, now: datetime | None = None, *, default_lang
         elif ranks is not None:
             rank = ranks
             matched = sorted(matched, key=lambda d: rank[d.id])
-    start = (query.page - 1) * query.per_page
-    items = matched[start : start + query.per_page]
-    snippets = {}
-    if query.search:
-        for doc in items:
-            snippets[doc.id] = snippet(query.search, (doc.body, doc.excerpt, doc.title)) or html.escape(doc.excerpt)
-    return Page(items, len(matched), query.page, query.per_page, snippets)
+    # Valid as long as the visible list it came from (same index generation, no schedule passed).
+    visible = index.query_cache.get((query.type, key, desc, statuses, query.lang, site_lang))
+    if visible is not None and len(index.query_cache) < 2000:
+        index.query_cache[("result", _result_key(query, statuses, site_lang))] = (matched, visible[2], visible[3])
+    return matched
 
 
 _INDEXED_SORTS = ("published_at", "updated_at", "created_at", "title", "slug", "id")
