@@ -207,6 +207,7 @@ def main() -> None:
     targets = {
         "hello (health)": f"{base}/health",
         "list filter+sort+page": f"{base}/posts?category=cat-3&sort=-published_at&page=3",
+        "list, no bodies": f"{base}/posts?category=cat-3&sort=-published_at&page=3&fields=-content",
         "get by slug": f"{base}/posts/by-slug/{slug}",
         "full-text search": f"{base}/posts?search=system+design&per_page=10",
     }

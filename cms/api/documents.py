@@ -76,8 +76,10 @@ def _links(request: Request, page: Page) -> dict[str, str]:
         targets["prev"] = page.page - 1
     if page.has_next:
         targets["next"] = page.page + 1
+    query = urlencode(pairs)  # once: encoding it per link was the costliest step of a cached list
+    prefix = f"{base}?{query}&page=" if query else f"{base}?page="
     for rel, number in targets.items():
-        links.append(f'<{base}?{urlencode([*pairs, ("page", str(number))])}>; rel="{rel}"')
+        links.append(f'<{prefix}{number}>; rel="{rel}"')
     headers["Link"] = ", ".join(links)
     return headers
 
