@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from jinja2 import Environment
 from markupsafe import Markup
@@ -271,6 +271,14 @@ class _Site:
         return docs[:RELATED]
 
 
+T = TypeVar("T")
+
+
+def _fixed(value: T) -> Callable[[], T]:
+    """A context or body known when planning (typed, unlike a lambda with a default argument)."""
+    return lambda: value
+
+
 def _paginate(base: str, items: list[Document], per_page: int) -> list[tuple[int, str, list[Document], int]]:
     total_pages = max(1, -(-len(items) // per_page))
     out = []
@@ -405,13 +413,15 @@ def plan(s: _Site) -> list[Planned]:
                 f"/{taxonomy}/",
                 "terms.html",
                 _h(g, "terms", taxonomy, [(v["slug"], v["name"], v["count"]) for v in views]),
-                lambda views=views, taxonomy=taxonomy: {
-                    **common,
-                    "terms": views,
-                    "taxonomy": taxonomy,
-                    "title": taxonomy.title(),
-                    "canonical": f"{s.base_url}/{taxonomy}/",
-                },
+                _fixed(
+                    {
+                        **common,
+                        "terms": views,
+                        "taxonomy": taxonomy,
+                        "title": taxonomy.title(),
+                        "canonical": f"{s.base_url}/{taxonomy}/",
+                    }
+                ),
             )
         )
 
@@ -459,7 +469,7 @@ def plan(s: _Site) -> list[Planned]:
     )
     for rel, path in static_files(site).items():
         content = path.read_bytes()
-        out.append(Planned("/" + rel, None, _h("static", digest(content)), data=lambda content=content: content))
+        out.append(Planned("/" + rel, None, _h("static", digest(content)), data=_fixed(content)))
     out += _uploads(site)
 
     # Aliases last: a page of the site always wins over an old URL that happens to equal its path.
@@ -482,7 +492,7 @@ def plan(s: _Site) -> list[Planned]:
                 alias_path,
                 "alias.html",
                 _h(g, "alias", alias, target),
-                lambda target=target: {**common, "target": target, "canonical": s.base_url + target},
+                _fixed({**common, "target": target, "canonical": s.base_url + target}),
             )
         )
     redirects.sort()
@@ -562,7 +572,7 @@ def _uploads(site: Site) -> list[Planned]:
                 f"/uploads/{rel}",
                 None,
                 _h("upload", rel, st.st_size, st.st_mtime_ns),
-                data=lambda path=path: path.read_bytes(),
+                data=path.read_bytes,
             )
         )
     return out
@@ -578,10 +588,8 @@ def _feeds(s: _Site, base: str, items: list[Document], title: str, common: dict[
             view = dict(s.view(doc))
             view["html"] = s.body(doc)
             entries.append(view)
-        updated = max(
-            (d.updated_at or d.published_at for d in newest if d.updated_at or d.published_at),
-            default=datetime(1970, 1, 1, tzinfo=UTC),
-        )  # the newest entry, never the build time
+        moments = [m for d in newest if (m := d.updated_at or d.published_at) is not None]
+        updated = max(moments, default=datetime(1970, 1, 1, tzinfo=UTC))  # the newest entry, never the build time
         return {
             **common,
             "title": title,
@@ -897,23 +905,23 @@ def _change_events(
             ]
     for doc_id, old in sorted(before.items()):
         if doc_id not in now_docs:
-            doc = index.docs.get(doc_id)
+            gone = index.docs.get(doc_id)
             kind = {"posts": "post", "pages": "page"}.get(old.get("type", ""), "entry")
             data = {
                 kind: {
                     "id": doc_id,
                     "type": old.get("type"),
-                    "title": doc.title if doc else None,
-                    "slug": doc.slug if doc else None,
-                    "status": doc.status_at(now).value if doc else "deleted",
+                    "title": gone.title if gone else None,
+                    "slug": gone.slug if gone else None,
+                    "status": gone.status_at(now).value if gone else "deleted",
                 }
             }
             # Still a file, only no longer public (draft, scheduled again, expired): unpublished.
             # Trashed or gone: deleted.
-            status = doc.status_at(now) if doc else None
+            status = gone.status_at(now) if gone else None
             action = "unpublished" if status in (Status.DRAFT, Status.SCHEDULED, Status.EXPIRED) else "deleted"
             name = f"{kind}.{action}"
-            new_etag = doc.etag if doc and action == "unpublished" else None
+            new_etag = gone.etag if gone and action == "unpublished" else None
             events.append(
                 Event(name, data, id=event_id_for(doc_id, new_etag, old.get("etag"), name), source="build", key=doc_id)
             )
