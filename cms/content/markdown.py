@@ -146,7 +146,7 @@ def _parser(raw_html: str, highlight: bool) -> MarkdownIt:
     if highlight:
         options["highlight"] = _highlight
     md = MarkdownIt("commonmark", options).enable(["table", "strikethrough"])
-    md.use(footnote_plugin).use(tasklists_plugin).use(anchors_plugin, min_level=2, max_level=4, permalink=False)
+    md.use(footnote_plugin).use(tasklists_plugin).use(anchors_plugin, min_level=1, max_level=6, permalink=False)
     return md
 
 
@@ -161,9 +161,13 @@ def _fast_render(text: str, highlight: bool) -> str:
     rendered: str = _fast_parser().render(text)
     rendered = _FAST_ANCHOR.sub(r'<\1 id="\2">', rendered)  # plain ids, like the Python engine's anchors
     # Task list boxes show state; they are not form controls (the Python engine marks them disabled too).
-    rendered = rendered.replace(
-        'class="task-list-item-checkbox" type="checkbox"',
-        'class="task-list-item-checkbox" disabled="disabled" type="checkbox"',
+    rendered = _FAST_TASK.sub(
+        lambda m: (
+            '<input class="task-list-item-checkbox"'
+            + (' checked="checked"' if m.group(1) else "")
+            + ' disabled="disabled" type="checkbox">'
+        ),
+        rendered,
     )
     if highlight:
 
@@ -176,12 +180,15 @@ def _fast_render(text: str, highlight: bool) -> str:
     return rendered
 
 
+_FAST_TASK = re.compile(r'<input class="task-list-item-checkbox" type="checkbox"( checked="")?(?: /)?>')
 _DEEP_MARKERS = re.compile(r"^[ \t>*+\-\d.)]{120,}", re.MULTILINE)
 
 
 def _pathological(text: str) -> bool:
-    """Input the compiled engine handles badly (it has no nesting cap, and tens of thousands of `<`
-    made it use half a gigabyte): such text goes to markdown-it-py, which caps nesting."""
+    """Input for markdown-it-py rather than the compiled engine: text it handles badly (it has no
+    nesting cap, and tens of thousands of `<` made it use half a gigabyte), and footnotes."""
+    if "[^" in text:  # footnotes: the engines number repeated references differently; one output for all
+        return True
     return text.count("<") > 5000 or text.count("[") > 5000 or bool(_DEEP_MARKERS.search(text))
 
 
