@@ -50,9 +50,8 @@ REPO = Path(__file__).resolve().parents[2]
 RUNS = int(os.environ.get("CMS_CRASH_RUNS", "40"))
 SEED = int(os.environ.get("CMS_CRASH_SEED", "20260501"))
 MAX_DELAY = 0.050
-# Store.rename is not crash-atomic yet (see RENAME_BUG): the crash-point tests below are strict
-# xfails, and the random test counts and rolls back the one state it leaves (two files, one id).
-# Set this to True once rename is fixed; the xfails then must pass and the random test is strict.
+# Store.rename is crash-atomic (journaled; see RENAME_BUG for what it was): the random test is strict.
+# False would make it tolerate, count and roll back a half-done rename again.
 RENAME_IS_ATOMIC = True
 READY_TIMEOUT = 30.0
 
@@ -333,7 +332,6 @@ RENAME_BUG = (
     "file without the alias (after unlink), and Store.recover() repairs neither"
 )
 
-_rename_xfail = pytest.mark.xfail(not RENAME_IS_ATOMIC, strict=True, reason=RENAME_BUG)
 CRASH_POINTS = [
     # Updates commit with an atomic exchange (renameat2) and creates with link(): those are the steps to cut.
     pytest.param("update", "before:_exchange", id="update-before-exchange"),
@@ -345,9 +343,9 @@ CRASH_POINTS = [
     pytest.param("delete", "after:unlink", id="delete-after-unlink"),
     pytest.param("type", "before:_exchange", id="type-before-exchange"),
     pytest.param("type", "before:fsync_folder", id="type-before-dirsync"),
-    pytest.param("rename", "after:link", id="rename-after-link", marks=_rename_xfail),
-    pytest.param("rename", "after:unlink", id="rename-after-unlink", marks=_rename_xfail),
-    pytest.param("rename", "before:replace", id="rename-before-replace", marks=_rename_xfail),
+    pytest.param("rename", "after:link", id="rename-after-link"),
+    pytest.param("rename", "after:unlink", id="rename-after-unlink"),
+    pytest.param("rename", "before:replace", id="rename-before-replace"),
     pytest.param("rename", "before:fsync_folder", id="rename-before-dirsync"),
 ]
 

@@ -20,8 +20,6 @@ from tests.render import REPO
 FAST, PYTHON = ENGINES
 POLICIES = ("sanitize", "trust")
 
-ENGINE_DRIFT = "cms/content/markdown.py: the engines differ on {}; reported, to be fixed there"
-
 
 def both(text: str, policy: str = "sanitize") -> tuple[str, str]:
     return (
@@ -37,7 +35,6 @@ DEMO = sorted(
     for p in (REPO / "content").rglob("*.md")
     if p.parts[-2] in ("posts", "pages", "products")
 )
-KNOWN_DRIFT: dict[str, str] = {}  # documents on which the engines differ: none now
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +45,7 @@ def demo_index() -> Index:
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize(
     "rel",
-    [
-        pytest.param(rel, marks=pytest.mark.xfail(reason=ENGINE_DRIFT.format(KNOWN_DRIFT[rel]), strict=True))
-        if rel in KNOWN_DRIFT
-        else rel
-        for rel in DEMO
-    ],
+    [rel for rel in DEMO],
 )
 def test_demo_documents_render_the_same_with_both_engines(demo_index: Index, rel: str, policy: str) -> None:
     assert len(DEMO) >= 25
@@ -109,7 +101,6 @@ FEATURES = {
     "entities": ("&copy; &amp; &#35; < > \" '\n", ["©", "&amp;", "#"]),
     "lists": ("1. one\n\n2. two\n\n   para\n3. three\n\n- a\n  - b\n", ["<ol>", "<ul>"]),
 }
-FEATURE_DRIFT: dict[str, str] = {}  # features on which the engines differ: none now
 
 
 @pytest.mark.parametrize("policy", POLICIES)
@@ -121,14 +112,7 @@ def test_each_feature_is_rendered_by_both_engines(name: str, policy: str) -> Non
             assert fragment in html, (name, html)
 
 
-def _drift_param(name: str, policy: str) -> object:
-    drift = FEATURE_DRIFT.get(name)
-    if drift and not (name == "task_list_open_only" and policy == "sanitize"):
-        return pytest.param(name, policy, marks=pytest.mark.xfail(reason=ENGINE_DRIFT.format(drift), strict=True))
-    return pytest.param(name, policy)
-
-
-@pytest.mark.parametrize(("name", "policy"), [_drift_param(n, p) for n in sorted(FEATURES) for p in POLICIES])
+@pytest.mark.parametrize(("name", "policy"), [(n, p) for n in sorted(FEATURES) for p in POLICIES])
 def test_each_feature_gives_the_same_html_with_both_engines(name: str, policy: str) -> None:
     fast, python = both(FEATURES[name][0], policy)
     assert fast == python
