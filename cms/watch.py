@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,7 +88,97 @@ class ContentFilter(DefaultFilter):
         return found
 
 
-class Watcher:
+class FolderWatch(ABC):
+    """A daemon thread that hands every batch of changed paths under a folder to `handle`.
+
+    If watching itself fails (the folder vanished, a notify error), the thread waits a second,
+    re-reads everything (`resync`: events were lost meanwhile) and watches on. Subclasses say what
+    to watch and what a batch means; `start()` returns once the watch is live.
+    """
+
+    thread_name = "cms-watch"
+    step_ms = 10  # a batch is yielded after one quiet step: ~20 ms after a save
+    rust_timeout_ms = 100  # an empty batch this often tells start() the watch is live
+
+    def __init__(self, debounce_ms: int) -> None:
+        self.debounce_ms = debounce_ms
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- what subclasses define ------------------------------------------------------------------
+    @abstractmethod
+    def root(self) -> Path:
+        """The folder to watch."""
+
+    @abstractmethod
+    def watch_filter(self) -> DefaultFilter:
+        """Which paths matter."""
+
+    @abstractmethod
+    def prepare(self) -> None:
+        """Run by start() before the thread: check or create the folder."""
+
+    @abstractmethod
+    def handle(self, paths: list[Path]) -> None:
+        """Act on one batch of changed paths."""
+
+    @abstractmethod
+    def resync(self) -> None:
+        """Re-read everything (after the watch was down)."""
+
+    # -- the thread ------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start watching; returns once the watch is live, so no change after it can be missed."""
+        if self.running:
+            return
+        self.prepare()
+        self._stop.clear()
+        self._ready.clear()
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+        self._ready.wait(timeout=5.0)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the thread to finish (watchfiles checks every step) and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        restarted = False
+        root = self.root()
+        while not self._stop.is_set():
+            try:
+                if restarted:
+                    self.resync()
+                for batch in watch(
+                    root,
+                    watch_filter=self.watch_filter(),
+                    debounce=self.debounce_ms,
+                    step=self.step_ms,
+                    stop_event=self._stop,
+                    rust_timeout=self.rust_timeout_ms,
+                    yield_on_timeout=True,
+                    raise_interrupt=False,
+                ):
+                    self._ready.set()
+                    try:
+                        self.handle([Path(path) for _, path in batch])
+                    except Exception:  # noqa: BLE001 - one bad batch must not end the watch
+                        log.exception("applying changed files failed; watching on")
+            except Exception:  # noqa: BLE001 - the watcher must outlive a vanished folder or a notify error
+                log.exception("watching %s failed; restarting in 1 s", root)
+                self._ready.set()
+                restarted = True
+                self._stop.wait(1.0)
+
+
+class Watcher(FolderWatch):
     """Watches content/ in a daemon thread and applies each batch of changed paths to the index."""
 
     def __init__(
@@ -105,33 +196,24 @@ class Watcher:
         self.bus = bus or Bus()
         self.url = url
         self.clock = clock
-        self.debounce_ms = debounce_ms
         self.filter = ContentFilter(site, index)
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(debounce_ms)
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+    def root(self) -> Path:
+        return Path(self.filter.root)
 
-    def start(self) -> None:
-        """Start watching; returns once the watch is live, so no edit after it can be missed."""
-        if self.running:
-            return
+    def watch_filter(self) -> DefaultFilter:
+        return self.filter
+
+    def prepare(self) -> None:
         if not self.site.content_dir.is_dir():
             raise FileNotFoundError(f"cannot watch {self.site.content_dir}: no such folder")
-        self._stop.clear()
-        self._ready.clear()
-        self._thread = threading.Thread(target=self._run, name="cms-watch", daemon=True)
-        self._thread.start()
-        self._ready.wait(timeout=5.0)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask the thread to finish (watchfiles checks every step) and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def handle(self, paths: list[Path]) -> None:
+        self.apply(paths)
+
+    def resync(self) -> None:
+        self.apply([self.filter.root])  # events were lost while the watch was down: re-read everything
 
     def apply(self, paths: Iterable[str | Path]) -> list[Change]:
         """Refresh the index for these paths (folders: everything in them) and publish the changes."""
@@ -161,30 +243,3 @@ class Watcher:
                     pass  # one lock at a time, never two: no lock-order deadlock with Store.rename
         except OSError as exc:  # a read-only state folder: no store writes to wait for
             log.debug("cannot take document locks: %s", exc)
-
-    def _run(self) -> None:
-        restarted = False
-        while not self._stop.is_set():
-            try:
-                if restarted:  # events were lost while the watch was down: re-read everything
-                    self.apply([self.filter.root])
-                for batch in watch(
-                    self.filter.root,
-                    watch_filter=self.filter,
-                    debounce=self.debounce_ms,
-                    step=10,  # a batch is yielded after one quiet step: ~20 ms after a save
-                    stop_event=self._stop,
-                    rust_timeout=100,  # an empty batch every 100 ms tells start() the watch is live
-                    yield_on_timeout=True,
-                    raise_interrupt=False,
-                ):
-                    self._ready.set()
-                    try:
-                        self.apply(Path(path) for _, path in batch)
-                    except Exception:  # noqa: BLE001 - one bad batch must not end the watch
-                        log.exception("applying changed files failed; watching on")
-            except Exception:  # noqa: BLE001 - the watcher must outlive a vanished folder or a notify error
-                log.exception("watching %s failed; restarting in 1 s", self.filter.root)
-                self._ready.set()
-                restarted = True
-                self._stop.wait(1.0)
