@@ -51,14 +51,36 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(site: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
-    key = subprocess.run(
-        [sys.executable, "-m", "cms", "keys", "create", "--name", "bench", "--scopes", "admin", "--site", str(site)],
+def create_key(site: Path, scopes: str = "admin", name: str = "bench") -> str:
+    """A key made by the CLI, as an operator would: `cms keys create`."""
+    out = subprocess.run(
+        [sys.executable, "-m", "cms", "keys", "create", "--name", name, "--scopes", scopes, "--site", str(site)],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    token = re.search(r"key:\s+(\S+)", key).group(1)  # type: ignore[union-attr]
+    return re.search(r"key:\s+(\S+)", out).group(1)  # type: ignore[union-attr]
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], port: int, timeout: float = 120.0) -> None:
+    """Wait until the server answers /api/v1/health; kill it and exit if it never does."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"the server did not start within {timeout:g} s")
+
+
+def start_server(site: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
+    """`cms serve` (API only) on a corpus, with an admin key; returns once it answers."""
+    token = create_key(site)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -76,18 +98,8 @@ def start_server(site: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 120
-    import httpx
-
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
-                return proc, token
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not start")
+    wait_healthy(proc, port)
+    return proc, token
 
 
 def wrk(url: str, token: str, seconds: int, connections: int) -> dict[str, float]:

@@ -21,12 +21,9 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import re
 import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,6 +31,8 @@ from pathlib import Path
 
 import httpx
 from PIL import Image, ImageFilter
+
+from bench.api import free_port, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 INGEST_TARGET_S = 3.0
@@ -89,12 +88,6 @@ def bench_ingest(data: bytes, repeat: int) -> float:
     return statistics.median(times)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def make_site(folder: Path) -> Path:
     shutil.copytree(ROOT / "content", folder / "content")
     (folder / "cms.toml").write_text(
@@ -102,33 +95,6 @@ def make_site(folder: Path) -> Path:
         "[api]\nrate_limit_per_minute = 100000000\nrate_limit_per_day = 1000000000\n"
     )
     return folder
-
-
-def start_server(site: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
-    created = subprocess.run(
-        [sys.executable, "-m", "cms", "keys", "create", "--name", "bench", "--scopes", "read,write"]
-        + ["--site", str(site)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    token = re.search(r"key:\s+(\S+)", created).group(1)  # type: ignore[union-attr]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cms", "serve", "--site", str(site), "--port", str(port)]
-        + ["--no-preview", "--log-level", "warning"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
-                return proc, token
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the server did not start within 60 s")
 
 
 def get_loop(client: httpx.Client, url: str, until: threading.Event, limit: int) -> list[float]:

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from bench.api import corpus, free_port
+from bench.api import corpus, create_key, free_port, wait_healthy
 
 SERVER = r"""
 import sys
@@ -40,25 +40,8 @@ def start(site: Path, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(site), str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not start")
-
-
-def key(site: Path) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "cms", "keys", "create", "--name", "overload", "--scopes", "read", "--site", str(site)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return re.search(r"key:\s+(\S+)", out).group(1)  # type: ignore[union-attr]
+    wait_healthy(proc, port)
+    return proc
 
 
 def wrk(url: str, token: str, connections: int, seconds: int) -> str:
@@ -149,7 +132,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     args = parser.parse_args()
     site = corpus(args.posts)
-    token = key(site)
+    token = create_key(site, "read", "overload")
     port = free_port()
     proc = start(site, port)
     server = psutil.Process(proc.pid)
