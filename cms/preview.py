@@ -41,6 +41,7 @@ RELOAD_JS = b"""// cms serve live reload: reload this tab when the preview was r
 })();
 """
 _DEBOUNCE_S = 0.05
+FIRST_BUILD_WAIT_S = 120.0  # a page asked for during the first build waits for it, this long at most
 
 
 class Preview:
@@ -58,6 +59,9 @@ class Preview:
         self._theme_watch: threading.Thread | None = None
         self._waiters: set[asyncio.Queue[int]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Set once the first build is over: until then the folder is half written (a post's page
+        # without its stylesheet), so page requests wait for it instead of showing that.
+        self._first_build = threading.Event()
         bus.subscribe(self._on_event)
 
     def _on_event(self, event: Event) -> None:
@@ -66,7 +70,10 @@ class Preview:
 
     def rebuild(self) -> None:
         started = time.perf_counter()
-        result = build(self.site, self.index, out=self.out, drafts=self.drafts, base_url="")
+        try:
+            result = build(self.site, self.index, out=self.out, drafts=self.drafts, base_url="")
+        finally:
+            self._first_build.set()  # (a failed first build still ends the wait: the 404 page says why)
         if result.errors:
             for error in result.errors:
                 log.error("preview: %s", error)
@@ -131,6 +138,7 @@ class Preview:
     def stop(self) -> None:
         self._stop.set()
         self._dirty.set()
+        self._first_build.set()
         for thread in (self._thread, self._theme_watch):
             if thread is not None:
                 thread.join(5)
@@ -141,6 +149,8 @@ class Preview:
         rel = request.path_params.get("path", "")
         if rel == "api" or rel.startswith(("api/", "uploads/")):
             raise HTTPException(404)  # API answers keep the JSON error envelope
+        if not self._first_build.is_set():
+            await asyncio.get_running_loop().run_in_executor(None, self._first_build.wait, FIRST_BUILD_WAIT_S)
         target = self._file(rel)
         if target is None:
             missing = self.out / "404.html"
