@@ -182,10 +182,9 @@ class Keys:
         if not token.startswith(PREFIX) or len(token) > 200:
             raise invalid
         key_id, sep, body = token[len(PREFIX) :].partition("_")
-        proof = self._digest(f"{token}\0{secret or ''}")
-        cached = self._verified.get(proof)
-        if cached is not None and time.monotonic() - cached[1] < _VERIFIED_TTL_S:
-            return self._usable(cached[0])
+        known = self.recently_verified(token, secret)
+        if known is not None:
+            return known
         rows = self.state.query("SELECT * FROM api_keys WHERE id = ?", (key_id,)) if sep else []
         # Compare against a dummy digest when the id is unknown, so both paths cost the same.
         stored = bytes(rows[0]["digest"]) if rows else b"\0" * 32
@@ -198,8 +197,16 @@ class Keys:
         key = self._row_to_key(rows[0])
         if len(self._verified) > 10_000:
             self._verified.clear()
-        self._verified[proof] = (key, time.monotonic())
+        self._verified[self._digest(f"{token}\0{secret or ''}")] = (key, time.monotonic())
         return self._usable(key)
+
+    def recently_verified(self, token: str, secret: str | None = None) -> ApiKey | None:
+        """The key of a token this process verified in the last second (no database read), else None;
+        Unauthorized when that key has since been disabled or has expired."""
+        cached = self._verified.get(self._digest(f"{token}\0{secret or ''}"))
+        if cached is None or time.monotonic() - cached[1] >= _VERIFIED_TTL_S:
+            return None
+        return self._usable(cached[0])
 
     def _usable(self, key: ApiKey) -> ApiKey:
         if not key.enabled:

@@ -261,9 +261,13 @@ def api_key(request: Request) -> ApiKey | None:
         request.scope["api_key"] = None
         return None
     address = client_address(request)
-    svc.limiter.check_address(address, svc.site.api.failed_auth_per_minute)
     try:
-        key = svc.keys.verify(token, secret)
+        # A token this process verified a moment ago is not a guess: it skips the per-address
+        # failure count (a database read per request). Guesses always meet it, before verification.
+        key = svc.keys.recently_verified(token, secret)
+        if key is None:
+            svc.limiter.check_address(address, svc.site.api.failed_auth_per_minute)
+            key = svc.keys.verify(token, secret)
     except Unauthorized:
         svc.limiter.fail(address)
         raise

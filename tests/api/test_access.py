@@ -182,6 +182,20 @@ def test_wrong_keys_are_throttled_per_address(build: Callable[..., tuple[TestCli
     assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) >= 1
 
 
+def test_guessing_from_an_address_does_not_cut_off_a_key_in_use_there(
+    build: Callable[..., tuple[TestClient, Clock]],
+) -> None:
+    client, _ = build()
+    working = _keys(client).create("working", ["read"]).token
+    idle = _keys(client).create("idle", ["read"]).token
+    assert client.get("/api/v1/posts", headers={"X-API-Key": working}).status_code == 200
+    for i in range(20):  # the allowance (few requests: the working key's verification must stay < 1 s old)
+        client.get("/api/v1/posts", headers={"X-API-Key": f"cms_guess{i:07d}_x"})
+    assert client.get("/api/v1/posts", headers={"X-API-Key": "cms_guess9999999_x"}).status_code == 429
+    assert client.get("/api/v1/posts", headers={"X-API-Key": working}).status_code == 200  # verified < 1 s ago
+    assert client.get("/api/v1/posts", headers={"X-API-Key": idle}).status_code == 429  # would need verifying
+
+
 def test_security_headers_and_cors(build: Callable[..., tuple[TestClient, Clock]]) -> None:
     client, _ = build()
     r = client.get("/api/v1/health")

@@ -132,6 +132,32 @@ def test_an_expiry_is_announced_as_unpublished(site: Site, states: Callable[[], 
     assert scheduler.check() == []  # once
 
 
+def test_between_changes_and_moments_a_tick_does_not_scan(site: Site, states: Callable[[], State]) -> None:
+    """`due()` says when a check could find something: an index change or a passed moment, nothing else."""
+    write(site, "live", post("Live", date=T0 - timedelta(days=1)))
+    write(site, "later", post("Later", date=T0 + timedelta(minutes=10)))
+    index = Index.load(site, background_search=False)
+    clock = Clock()
+    scheduler = Scheduler(index, Recorder().bus, states(), clock=clock)
+    assert scheduler.due()  # never looked
+    scheduler.check(reconcile=True)
+    assert not scheduler.due()
+    clock.advance(minutes=9)
+    assert not scheduler.due() and scheduler.seconds_to_next() == 1.0
+    clock.advance(seconds=59.5)
+    assert not scheduler.due() and 0.4 <= scheduler.seconds_to_next() <= 0.6  # wakes at the moment
+    clock.advance(seconds=1)
+    assert scheduler.due()
+    (event,) = scheduler.check()
+    assert event.name == "post.published"
+    assert not scheduler.due()
+    write(site, "live", post("Live, edited", date=T0 - timedelta(days=1)))
+    index.refresh(["posts/live.md"])
+    assert scheduler.due()  # the index moved on
+    scheduler.check()
+    assert not scheduler.due()
+
+
 # -- restarts: a clock moved by hand -------------------------------------------------------------
 
 
