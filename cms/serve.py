@@ -49,6 +49,7 @@ class Background:
         self.scheduler = Scheduler(svc.index, svc.bus, svc.state, url=svc.store.url, clock=svc.clock)
         self.deliverer = Deliverer(app.state.webhooks)
         self.media = library_of(app)  # scanned now rather than on the first media request
+        self.limiter = svc.limiter
         # Images dropped into uploads/ get derivatives and a sidecar; sidecars other workers write show up.
         self.uploads = UploadsWatcher(self.media, svc.bus) if watcher is not None else None
 
@@ -68,6 +69,7 @@ class Background:
             if part is not None:
                 part.stop()
         self.media.close()
+        self.limiter.flush()  # in-process rate-limit counts of the last second
         if self.watcher is not None and hasattr(self.watcher.bus, "stop"):
             self.watcher.bus.stop()  # flush coalesced events into the outbox before exiting
 
@@ -82,7 +84,7 @@ def add_preview(app: Starlette, *, drafts: bool) -> Any:
     return preview
 
 
-def build_app(site: Site, *, watch: bool = True) -> tuple[Starlette, Any]:
+def build_app(site: Site, *, watch: bool = True, shared_limits: bool = False) -> tuple[Starlette, Any]:
     """The app and its watcher (None when watching is off), both for one site.
 
     The watcher publishes through a Coalescer: a burst of saves of one file within two seconds
@@ -97,7 +99,7 @@ def build_app(site: Site, *, watch: bool = True) -> tuple[Starlette, Any]:
     removed = Store(site, index, bus).recover()
     if removed:
         log.info("removed %d temp file(s) left by an interrupted write", removed)
-    app = create_app(site, index=index, bus=bus, log_requests=True)
+    app = create_app(site, index=index, bus=bus, log_requests=True, shared_limits=shared_limits)
     watcher = None
     if watch:
         from cms.events.bus import Coalescer
@@ -112,7 +114,7 @@ def build_app(site: Site, *, watch: bool = True) -> tuple[Starlette, Any]:
 def app_from_env() -> Starlette:
     """uvicorn factory for multi-worker runs: the site comes from CMS_SITE."""
     site = Site.load(os.environ["CMS_SITE"])
-    app, watcher = build_app(site, watch=os.environ.get("CMS_WATCH", "1") == "1")
+    app, watcher = build_app(site, watch=os.environ.get("CMS_WATCH", "1") == "1", shared_limits=True)  # one of several
     preview = (
         add_preview(app, drafts=os.environ.get("CMS_DRAFTS") == "1") if os.environ.get("CMS_PREVIEW") == "1" else None
     )

@@ -29,6 +29,7 @@ from cms.ratelimit import RateLimiter
 from cms.state import State
 
 from . import audit, documents, keys, media, openapi, system, terms, types, webhooks
+from .answers import ReadyAnswers
 from .errors import HANDLERS
 from .http import Services
 from .serialize import DocumentSerializer
@@ -236,8 +237,12 @@ def create_app(
     bus: Bus | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     log_requests: bool = False,
+    shared_limits: bool = True,
 ) -> Starlette:
-    """The API application for one site; tests pass their own index, state and clock."""
+    """The API application for one site; tests pass their own index, state and clock.
+
+    `shared_limits=False` when this process alone serves the site: rate limits are then counted in
+    memory (see cms/ratelimit.py); several worker processes must share them through the file."""
     index = index or Index.load(site)
     state = state or State(site.state_dir)
     bus = bus or Bus()
@@ -250,8 +255,9 @@ def create_app(
         keys=Keys(state, clock),
         bus=bus,
         clock=clock,
-        limiter=RateLimiter(site.state_dir),
+        limiter=RateLimiter(site.state_dir, shared=shared_limits),
         audit=AuditLog(site.state_dir),
+        answers=ReadyAnswers(),
     )
     routes = [
         *system.routes(),

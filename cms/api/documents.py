@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Hashable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -12,10 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from cms.auth import ApiKey
 from cms.content.model import Document, Status
 from cms.content.query import Page, Query, parse_query, run
 from cms.errors import Forbidden, Invalid, NotFound
 
+from .answers import Answer
 from .http import (
     dumps,
     flag,
@@ -84,9 +87,24 @@ def _links(request: Request, page: Page) -> dict[str, str]:
     return headers
 
 
+def _answer_key(request: Request, type_name: str | None, key: ApiKey | None) -> Hashable:
+    """What a list answer depends on besides the index and the time: the request as sent (the host
+    shows in the Link header) and the standing of the key (which statuses, types and fields it sees)."""
+    scope = request.scope
+    host = next((value for name, value in scope["headers"] if name == b"host"), b"")
+    standing = None if key is None else (key.granted, key.types)
+    return (type_name, scope["scheme"], host, scope["root_path"], scope["path"], scope["query_string"], standing)
+
+
 async def _list(request: Request, type_name: str | None) -> Response:
     svc = services(request)
     key = public_read(request, type_name) if type_name else require(request, "read")
+    now = svc.clock()
+    generation = svc.index.generation  # read before the query: a change meanwhile makes the answer stale
+    answer_key = _answer_key(request, type_name, key)
+    ready = svc.answers.get(answer_key, generation, now)
+    if ready is not None:
+        return raw_json_response(ready.body, headers=ready.headers)
     params = query_params(request)
     html = _render_flag(params)
     query = parse_query(
@@ -101,7 +119,6 @@ async def _list(request: Request, type_name: str | None) -> Response:
         if key is not None:
             key.require("read", query.type)
     query = _visible_query(query, may_see_unpublished(key))
-    now = svc.clock()
     if query.search:  # full text may wait for its background fill: keep the event loop free
         page = await run_in_threadpool(run, svc.index, query, now)
     else:
@@ -125,7 +142,10 @@ async def _list(request: Request, type_name: str | None) -> Response:
     else:
         items = b",".join(ser.full(d, now) for d in page.items)
     body = b'{"data":[' + items + b'],"pagination":' + dumps(page.pagination()) + b"}"
-    return raw_json_response(body, headers=_links(request, page))
+    headers = _links(request, page)
+    if page.until is not None:
+        svc.answers.put(answer_key, Answer(body, headers, generation, now, page.until))
+    return raw_json_response(body, headers=headers)
 
 
 def _find(request: Request, type_name: str | None, ref: str, now: datetime) -> Document:

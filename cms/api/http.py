@@ -28,6 +28,8 @@ from cms.events.bus import Bus
 from cms.ratelimit import RateLimiter
 from cms.state import State
 
+from .answers import ReadyAnswers
+
 
 @dataclass
 class Services:
@@ -42,6 +44,7 @@ class Services:
     clock: Callable[[], datetime]
     limiter: RateLimiter
     audit: AuditLog
+    answers: ReadyAnswers
 
 
 def services(request: Request) -> Services:

@@ -145,6 +145,9 @@ class Page:
     page: int
     per_page: int
     snippets: dict[str, str] = field(default_factory=dict)
+    # The answer holds while the index is unchanged, until this moment (the next publish or expiry
+    # among the documents it was chosen from); None when it must be computed again each time.
+    until: datetime | None = None
 
     @property
     def total_pages(self) -> int:
@@ -736,29 +739,29 @@ def run(index: Index, query: Query, now: datetime | None = None, *, default_lang
     if statuses is None:
         statuses = frozenset(Status) if query.filters and _mentions_status(query.filters) else VISIBLE_DEFAULT
     site_lang = default_lang or index.site.site.language
-    matched = _cached_result(index, query, statuses, site_lang, now)
-    if matched is None:
-        matched = _match(index, query, statuses, site_lang, now)
+    cached = _cached_result(index, query, statuses, site_lang, now)
+    matched, until = cached if cached is not None else _match(index, query, statuses, site_lang, now)
     start = (query.page - 1) * query.per_page
     items = matched[start : start + query.per_page]
     snippets = {}
     if query.search:
         for doc in items:
             snippets[doc.id] = snippet(query.search, (doc.body, doc.excerpt, doc.title)) or html.escape(doc.excerpt)
-    return Page(items, len(matched), query.page, query.per_page, snippets)
+    return Page(items, len(matched), query.page, query.per_page, snippets, until)
 
 
 def _cached_result(
     index: Index, query: Query, statuses: frozenset[Status], site_lang: str, now: datetime
-) -> list[Document] | None:
-    """The full result of a query asked before, while the index and the visible lists are unchanged.
+) -> tuple[list[Document], datetime] | None:
+    """The full result of a query asked before, while the index and the visible lists are unchanged,
+    and the moment it stops holding.
 
     Lists repeat (a front page, paging through one archive): the second asker gets a slice."""
     if query.random and query.seed is None:
         return None
     hit = index.query_cache.get(("result", _result_key(query, statuses, site_lang)))
     if hit is not None and hit[1] <= now < hit[2] and index.query_cache.get("__generation__") == index.generation:
-        return hit[0]  # type: ignore[no-any-return]
+        return hit[0], hit[2]
     return None
 
 
@@ -768,8 +771,11 @@ def _result_key(query: Query, statuses: frozenset[Status], site_lang: str) -> st
     )
 
 
-def _match(index: Index, query: Query, statuses: frozenset[Status], site_lang: str, now: datetime) -> list[Document]:
-    """Every document the query selects, in its order (before paging)."""
+def _match(
+    index: Index, query: Query, statuses: frozenset[Status], site_lang: str, now: datetime
+) -> tuple[list[Document], datetime | None]:
+    """Every document the query selects, in its order (before paging), and until when that holds
+    (None: not reusable, as for an unseeded random order)."""
     predicate = compile_filter(query.filters, index.site.tz) if query.filters else None
     candidates = _candidates(index, query)
     ranks: dict[str, int] | None = None
@@ -805,9 +811,11 @@ def _match(index: Index, query: Query, statuses: frozenset[Status], site_lang: s
             matched = sorted(matched, key=lambda d: rank[d.id])
     # Valid as long as the visible list it came from (same index generation, no schedule passed).
     visible = index.query_cache.get((query.type, key, desc, statuses, query.lang, site_lang))
-    if visible is not None and len(index.query_cache) < 2000:
+    if visible is None or (query.random and query.seed is None) or (ranks is not None and not index.search.ready):
+        return matched, None  # (a search that gave up waiting for the full-text fill saw only part)
+    if len(index.query_cache) < 2000:
         index.query_cache[("result", _result_key(query, statuses, site_lang))] = (matched, visible[2], visible[3])
-    return matched
+    return matched, visible[3]
 
 
 _INDEXED_SORTS = ("published_at", "updated_at", "created_at", "title", "slug", "id")

@@ -93,6 +93,11 @@ class FullText:
     def wait_ready(self, timeout: float = _READY_TIMEOUT_S) -> bool:
         return self._ready.wait(timeout)
 
+    @property
+    def ready(self) -> bool:
+        """Whether every document is in the table (False while the background fill runs)."""
+        return self._ready.is_set()
+
     # -- querying --------------------------------------------------------------------------
     def search(self, text: str) -> list[Hit]:
         """Every matching document, best first. All words must match (prefix match on the last)."""
