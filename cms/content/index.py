@@ -101,6 +101,9 @@ class Index:
         self._lock = threading.RLock()
         self._ordered: dict[tuple[str | None, str], list[Document]] = {}
         self._members: dict[str, dict[str, list[Document]]] = {}  # taxonomy -> term slug -> documents
+        # (id, taxonomy) -> (the document object, its term slugs): documents are immutable records
+        # replaced on change, so an entry holds while its object is the one asked about.
+        self._doc_terms: dict[tuple[str, str], tuple[Document, tuple[str, ...]]] = {}
         self._displaced: Document | None = None
         self.query_cache: dict[Any, Any] = {}  # the query engine's cache; emptied when `generation` moves
 
@@ -474,6 +477,16 @@ class Index:
 
     def doc_terms(self, doc: Document, taxonomy: str) -> tuple[str, ...]:
         """The term slugs a document names in a taxonomy (`Cold Brew` -> `cold-brew`)."""
+        known = self._doc_terms.get((doc.id, taxonomy))
+        if known is not None and known[0] is doc:
+            return known[1]
+        slugs = self._term_slugs(doc, taxonomy)
+        if len(self._doc_terms) > 4 * len(self.docs) + 1000:
+            self._doc_terms.clear()  # (entries of deleted documents)
+        self._doc_terms[(doc.id, taxonomy)] = (doc, slugs)
+        return slugs
+
+    def _term_slugs(self, doc: Document, taxonomy: str) -> tuple[str, ...]:
         if taxonomy == "tags":
             values: tuple[str, ...] = doc.tags
         elif taxonomy == "categories":

@@ -49,22 +49,18 @@ class Output:
         return self.root / self.key(rel)
 
     def key(self, rel: str) -> str:
-        """The output file of a site path relative to the root (checked once per build and path)."""
+        """The output file of a site path relative to the root; BadRequest for a path that could
+        leave it (`..`, NUL, backslashes). The folders on the way are checked when writing."""
         key = self._keys.get(rel)
         if key is None:
-            key = self._keys[rel] = self._check(rel)
+            key = self._keys[rel] = _clean_key(rel)
         return key
 
-    def _check(self, rel: str) -> str:
-        clean = rel.lstrip("/")
-        if not clean or clean.endswith("/"):
-            clean += "index.html"
-        parts = [p for p in clean.split("/") if p not in ("", ".")]
-        if not parts or any(p == ".." or "\x00" in p or "\\" in p for p in parts):
-            raise BadRequest(f"output path {rel!r} is not allowed")
-        # Every existing folder on the way must be a real folder (no symlink escapes). With no `..`
-        # in the parts and no link on the way, the file cannot be outside the (resolved) root.
-        # Folders already checked in this build are not checked again: 10,000 pages share a few.
+    def _check_folders(self, rel: str, key: str) -> None:
+        """Every existing folder on the way must be a real folder (no symlink escapes). With no `..`
+        in the key and no link on the way, the file cannot be outside the (resolved) root. Only
+        written files need this (a kept file is not touched); folders checked once per build."""
+        parts = key.split("/")
         root = str(self.root)
         visited = []
         for depth in range(len(parts) - 1, 0, -1):
@@ -75,7 +71,6 @@ class Output:
                 raise BadRequest(f"output path {rel!r} passes through a symbolic link")
             visited.append(folder)
         self._checked.update(visited)
-        return "/".join(parts)
 
     def exists(self, key: str) -> bool:
         return os.path.isfile(os.path.join(self.root, key))
@@ -87,6 +82,7 @@ class Output:
         if key in self._seen:
             raise OutputError(f"two outputs of this build want the same path: {key}")
         self._seen.add(key)
+        self._check_folders(rel, key)
         try:
             if path.is_file() and not path.is_symlink() and path.read_bytes() == data:
                 self.unchanged.append(key)
@@ -129,6 +125,16 @@ class Output:
     def seen_keys(self) -> set[str]:
         """The live set of keys this build produced (for writers in other processes to register theirs)."""
         return self._seen
+
+
+def _clean_key(rel: str) -> str:
+    clean = rel.lstrip("/")
+    if not clean or clean.endswith("/"):
+        clean += "index.html"
+    parts = [p for p in clean.split("/") if p not in ("", ".")]
+    if not parts or any(p == ".." or "\x00" in p or "\\" in p for p in parts):
+        raise BadRequest(f"output path {rel!r} is not allowed")
+    return "/".join(parts)
 
 
 def replace_file(path: Path, data: bytes) -> None:

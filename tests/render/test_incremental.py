@@ -232,6 +232,24 @@ def test_a_body_only_edit_leaves_lists_alone(site: Site, out: Path) -> None:
     assert_untouched(before, out, except_=set(result.written))
 
 
+def test_a_body_only_edit_does_not_render_the_sitemap_or_the_search_index(
+    site: Site, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They are signed by what they show (urls, dates, titles, excerpts), not by document versions:
+    at 10,000 posts, rendering the sitemap was most of a one-post rebuild."""
+    edit(site, f"posts/{POST}.md", lambda t: t.replace("Water is the ingredient", "Water is the one ingredient"))
+    rendered = count_renders(monkeypatch)
+    data_outputs: list[str] = []
+    real = build_module._search_index
+    monkeypatch.setattr(build_module, "_search_index", lambda entries: data_outputs.append("x") or real(entries))
+    build_site(site, out)
+    assert "sitemap.xml" not in rendered and data_outputs == []
+    edit(site, f"posts/{POST}.md", lambda t: t.replace("\ntitle:", "\nupdated: 2026-11-20T10:00:00Z\ntitle:", 1))
+    _, result = build_site(site, out)
+    assert "sitemap.xml" in result.written  # lastmod follows `updated`
+    assert "2026-11-20" in (out / "sitemap.xml").read_text(encoding="utf-8")
+
+
 # -- documents appear and disappear ----------------------------------------------------------------
 
 
