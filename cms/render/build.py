@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gc
 import hashlib
 import json
@@ -26,9 +27,8 @@ from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import itemgetter
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 from jinja2 import Environment
@@ -43,7 +43,7 @@ from cms.content.write import atomic_write
 from cms.errors import CMSError
 from cms.events.bus import Event, document_events, event_id_for
 from cms.render.output import Output, digest
-from cms.render.theme import ThemeError, make_environment, render_template, static_files, template_digest
+from cms.render.theme import PartialCache, ThemeError, make_environment, render_template, static_files, template_digest
 
 MANIFEST_VERSION = 1
 RELATED = 3
@@ -51,10 +51,15 @@ FEED_ITEMS = 20
 PARALLEL_THRESHOLD = 400  # below this many bodies to render, a process pool costs more than it saves
 
 
-# index -> {post id: (its tags' newest-200 id lists, its best related candidates with their scores)}
-# post id -> (its tags' newest lists, best-scored candidates, (those documents, the chosen ones))
-_Related = tuple[Any, list[tuple[str, int]], tuple[list[Document], list[Document]]]
-_RELATED_CACHE: weakref.WeakKeyDictionary[Index, dict[str, _Related]] = weakref.WeakKeyDictionary()
+RELATED_POOL = 200  # related posts come from each of the post's tags' newest 200 posts
+
+# A tag's newest posts as the related ranking reads them: (ids, publication stamps), newest first.
+_Recent = tuple[tuple[str, ...], tuple[float, ...]]
+# index -> {post id: (its tags' newest lists, the ids of its related posts)}. The lists hold every
+# input of the ranking, so an equal key gives the same answer in any later build of that index.
+_RELATED_CACHE: weakref.WeakKeyDictionary[Index, dict[str, tuple[tuple[_Recent, ...], tuple[str, ...]]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @dataclass
@@ -78,6 +83,7 @@ class BuildResult:
     seconds: float
     changed_urls: list[str]
     events: list[Event]
+    plan_reused: bool = False  # the previous plan of this index was brought up to date, not redone
 
     @property
     def ok(self) -> bool:
@@ -134,7 +140,9 @@ def _render_many(items: list[tuple[str, str]], raw_html: str, highlight: bool, e
 class _Site:
     """Everything the templates see about the site, computed once per build."""
 
-    def __init__(self, site: Site, index: Index, *, now: datetime, drafts: bool, base_url: str) -> None:
+    def __init__(
+        self, site: Site, index: Index, env: Environment, *, now: datetime, drafts: bool, base_url: str
+    ) -> None:
         self.site = site
         self.index = index
         self.now = now
@@ -164,25 +172,44 @@ class _Site:
         for members in self.members.values():  # newest first, like every list
             for docs in members.values():
                 docs.sort(key=lambda d: position[d.id])
-        self.globals_sig = _h(
-            __version__,
-            template_digest(site),
-            self.base_url,
-            drafts,
-            site.site,
-            site.defaults,
-            site.render,
-            site.taxonomies,
-            [(p.id, p.title, p.slug) for p in self.pages],
-        )
+        self.globals_sig = _globals_sig(site, self.base_url, drafts, self.pages)
         self._views: dict[str, dict[str, Any]] = {}
+        self.partials = PartialCache(env)
+        self.versions: dict[str, Document] = index.docs  # where `current` looks documents up
         self.problems: list[str] = []  # content the plan had to skip, reported as build errors
-        self._recent: dict[str, tuple[str, ...]] = {}  # tag -> ids of its newest 200 posts
+        self._recent_lists: dict[str, _Recent] = {}
+        self._recent_sets: dict[str, frozenset[str]] = {}
+        self._stamps: dict[str, float] | None = None
         self._sigs: dict[str, str] = {}
+        self._term_sigs: dict[tuple[str, str], str] = {}
         self._doc_terms: dict[tuple[str, str], tuple[str, ...]] = {}
-        # The best related candidates of each post, kept from build to build of the same index:
-        # they change only when the newest-200 lists of the post's tags change.
+        # Each post's related posts, kept from build to build of the same index: they change only
+        # when the newest lists of the post's tags change.
         self._related_cache = _RELATED_CACHE.setdefault(index, {})
+
+    def current(self, value: Any) -> Any:
+        """`value` with each Document in it (alone or in a tuple) replaced by its version in the index."""
+        if isinstance(value, Document):
+            return self.versions.get(value.id, value)
+        if isinstance(value, tuple):
+            return tuple(self.current(v) for v in value)
+        return value
+
+    def swap(self, old: Document, new: Document) -> None:
+        """Put `new` in `old`'s place in this build's lists, and forget what was derived from `old`.
+        Only for a document whose place in the site is the same (see `_shape`)."""
+        lists = [self.docs, self.by_type.get(old.type, []), self.pages]
+        for taxonomy, members in self.members.items():
+            lists += [members[slug] for slug in self.terms_of(old, taxonomy) if slug in members]
+        for found in lists:
+            for i, doc in enumerate(found):
+                if doc is old:
+                    found[i] = new
+                    break
+        for cache in (self._views, self._sigs, self.html):
+            cache.pop(old.id, None)
+        for taxonomy in self.members:
+            self._doc_terms.pop((old.id, taxonomy), None)
 
     def url_of(self, doc: Document) -> str:
         return url_path(doc.type, doc.slug, doc.lang, self.site.site.language)
@@ -203,10 +230,23 @@ class _Site:
         return found
 
     def sig(self, doc: Document) -> str:
+        """What a document's view shows, as a short string: its version and status, and the terms
+        and authors it names (their names, counts and bios are in the view too)."""
         sig = self._sigs.get(doc.id)
         if sig is None:
-            sig = self._sigs[doc.id] = f"{doc.id}:{doc.etag}:{doc.status_at(self.now).value}"
+            terms = ",".join(
+                self._term_sig(t, slug) for t in ("tags", "categories", "authors") for slug in self.terms_of(doc, t)
+            )
+            sig = self._sigs[doc.id] = f"{doc.id}:{doc.etag}:{doc.status_at(self.now).value}:{terms}"
         return sig
+
+    def _term_sig(self, taxonomy: str, slug: str) -> str:
+        found = self._term_sigs.get((taxonomy, slug))
+        if found is None:
+            term = self.terms.get(taxonomy, {}).get(slug)
+            view = self.term_view(taxonomy, slug)
+            found = self._term_sigs[(taxonomy, slug)] = _h(sorted(view.items()), term.etag if term else None)[:16]
+        return found
 
     def term_name(self, taxonomy: str, slug: str) -> str:
         term = self.terms.get(taxonomy, {}).get(slug)
@@ -267,41 +307,59 @@ class _Site:
         return view
 
     def related(self, doc: Document) -> list[Document]:
-        """Other posts sharing the most tags (among each tag's newest 200), newest first among equals."""
-        lists = []
-        for slug in self.terms_of(doc, "tags"):
-            recent = self._recent.get(slug)
-            if recent is None:
-                recent = self._recent[slug] = tuple(d.id for d in self.members["tags"].get(slug, ())[:200])
-            lists.append(recent)
-        key = tuple(lists)
+        """Up to RELATED other posts sharing the most tags with `doc` (among each tag's newest
+        RELATED_POOL), newest first among equals."""
+        tags = self.terms_of(doc, "tags")
+        lists = tuple(self._recent(slug) for slug in tags)
         cached = self._related_cache.get(doc.id)
-        if cached is not None and cached[0] == key:
-            best = cached[1]
-            candidates, chosen = cached[2]
-            # The same candidates, each still the same document object (so the same date): the same
-            # answer, without sorting them again.
-            if all(self.index.docs.get(d.id) is d for d in candidates):
-                return chosen
+        if cached is not None and cached[0] == lists:
+            ids = cached[1]
         else:
-            scores: Counter[str] = Counter()
-            for recent in lists:
-                scores.update(recent)  # counted in C: every post of a 10,000-post site asks this
-            scores.pop(doc.id, None)
-            # Most shared tags first, then by id: two C sorts (the second is stable) instead of a key function.
-            ranked = sorted(scores.items())
-            ranked.sort(key=itemgetter(1), reverse=True)
-            best = ranked[: RELATED * 4]
-        shared = dict(best)
-        candidates = [self.index.docs[i] for i, _ in best if i in self.index.docs]
-        docs = sorted(
-            candidates, key=lambda d: (-shared[d.id], -(d.published_at.timestamp() if d.published_at else 0), d.id)
-        )[:RELATED]
-        self._related_cache[doc.id] = (key, best, (candidates, docs))
-        return docs
+            if self._stamps is None:
+                self._stamps = {d.id: _stamp(d) for d in self.posts}
+            sets = [self._recent_sets[slug] for slug in tags]
+            ids = _rank_related(doc.id, lists, sets, self._stamps)
+            self._related_cache[doc.id] = (lists, ids)
+        return [self.index.docs[i] for i in ids]
+
+    def _recent(self, slug: str) -> _Recent:
+        found = self._recent_lists.get(slug)
+        if found is None:
+            docs = self.members["tags"].get(slug, [])[:RELATED_POOL]
+            found = self._recent_lists[slug] = (tuple(d.id for d in docs), tuple(map(_stamp, docs)))
+            self._recent_sets[slug] = frozenset(found[0])
+        return found
+
+
+def _stamp(doc: Document) -> float:
+    return doc.published_at.timestamp() if doc.published_at else 0.0
+
+
+def _rank_related(
+    own_id: str, lists: tuple[_Recent, ...], sets: list[frozenset[str]], stamps: dict[str, float]
+) -> tuple[str, ...]:
+    """The RELATED ids found in most of `lists`, then newest, then by id. Each list is newest first,
+    `sets` holds their ids and `stamps` the publication stamps the lists show.
+
+    Most candidates share one tag with the post: those need no counting, only each list's first few.
+    Set intersections (in C) find the ones that share more, so a 10,000-post site ranks in a fraction
+    of a second instead of counting and sorting every candidate of every post."""
+    # An id in c of the lists is in c*(c-1)/2 of their pairwise intersections: the same order as c.
+    pairs: Counter[str] = Counter()
+    for i, a in enumerate(sets):
+        for b in sets[i + 1 :]:
+            pairs.update(a & b)
+    pairs.pop(own_id, None)
+    ranked = sorted(pairs, key=lambda i: (-pairs[i], -stamps[i], i))[:RELATED]
+    if len(ranked) < RELATED:
+        # Posts sharing one tag: the newest of each list (its first few) are the only contenders.
+        singles = {i for ids, _ in lists for i in ids[: RELATED + 1] if i != own_id and i not in pairs}
+        ranked += sorted(singles, key=lambda i: (-stamps[i], i))[: RELATED - len(ranked)]
+    return tuple(ranked)
 
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _fixed(value: T) -> Callable[[], T]:
@@ -309,79 +367,252 @@ def _fixed(value: T) -> Callable[[], T]:
     return lambda: value
 
 
-def _paginate(base: str, items: list[Document], per_page: int) -> list[tuple[int, str, list[Document], int]]:
-    total_pages = max(1, -(-len(items) // per_page))
-    out = []
-    for number in range(1, total_pages + 1):
-        path = base if number == 1 else f"{base}page/{number}/"
-        out.append((number, path, items[(number - 1) * per_page : number * per_page], total_pages))
-    return out
-
-
 def _page_url(base: str, number: int) -> str:
     return base if number == 1 else f"{base}page/{number}/"
 
 
-def plan(s: _Site) -> list[Planned]:
-    """Every output of the site, each with its signature and a lazy context."""
-    site, out = s.site, []
-    g = s.globals_sig
-    common = {
+@dataclass
+class _Group:
+    """Outputs planned together by one call, and how to plan them again."""
+
+    make: Callable[..., list[Planned]]
+    args: tuple[Any, ...]  # Documents in here are swapped for their current version when made again
+    deps: tuple[str, ...] | None  # ids of the documents the outputs show; None: every document
+    start: int  # where the outputs are in `ContentPlan.items`
+    count: int
+
+
+@dataclass
+class ContentPlan:
+    """The outputs made from documents (pages, lists, feeds, sitemap, search index), with which
+    documents each shows, so an edit that leaves the site's structure alone re-plans only those."""
+
+    items: list[Planned] = field(default_factory=list)
+    groups: list[_Group] = field(default_factory=list)
+    by_doc: dict[str, list[int]] = field(default_factory=dict)  # document id -> groups showing it
+    everything: list[int] = field(default_factory=list)  # groups showing every document
+    wanted_aliases: list[tuple[str, str]] = field(default_factory=list)  # (document id, old URL)
+
+    def add(self, make: Callable[..., list[Planned]], args: tuple[Any, ...], deps: Iterable[str] | None) -> None:
+        made = make(*args)
+        number = len(self.groups)
+        kept = None if deps is None else tuple(deps)
+        self.groups.append(_Group(make, args, kept, len(self.items), len(made)))
+        self.items += made
+        if kept is None:
+            self.everything.append(number)
+        else:
+            for doc_id in kept:
+                self.by_doc.setdefault(doc_id, []).append(number)
+
+    def remake(self, s: _Site, numbers: Iterable[int]) -> bool:
+        """Plan these groups again with the current documents; False if one no longer has the
+        same outputs (then the whole site must be planned again)."""
+        for number in numbers:
+            group = self.groups[number]
+            made = group.make(*(s.current(arg) for arg in group.args))
+            before = self.items[group.start : group.start + group.count]
+            if [p.path for p in made] != [p.path for p in before]:
+                return False
+            self.items[group.start : group.start + group.count] = made
+        return True
+
+
+def _globals_sig(site: Site, base_url: str, drafts: bool, pages: list[Document]) -> str:
+    """What every output depends on: the code, the theme, the config, the menu."""
+    return _h(
+        __version__,
+        template_digest(site),
+        base_url,
+        drafts,
+        site.site,
+        site.defaults,
+        site.render,
+        site.taxonomies,
+        [(p.id, p.title, p.slug) for p in pages],
+    )
+
+
+@dataclass
+class _Memo:
+    """The last content plan of an index in this process and what it was made from."""
+
+    site: Site
+    params: tuple[bool, str]  # drafts, base URL
+    docs: dict[str, Document]
+    terms: dict[str, dict[str, Term]]
+    types: dict[str, Any]
+    valid_until: datetime | None  # the next publication or expiry: statuses hold until then
+    s: _Site
+    content: ContentPlan
+
+
+_MEMOS: weakref.WeakKeyDictionary[Index, _Memo] = weakref.WeakKeyDictionary()
+MAX_REPLANNED = 200  # more changed documents than this: planning everything again is as quick
+
+
+def _content_plan(
+    site: Site, index: Index, env: Environment, *, now: datetime, drafts: bool, base_url: str
+) -> tuple[_Site, ContentPlan, bool]:
+    """The content plan of this build: the previous one of this index with the outputs showing the
+    edited documents planned again when no edit moved anything (the preview's rebuild after a
+    save), else a new one. Planning 10,000 posts anew takes most of a second; re-planning one
+    post's page, its neighbours, lists and feeds a few milliseconds."""
+    # What the plan is made from, taken first: an edit the index takes while planning shows as a
+    # change to the next build instead of being taken for planned.
+    docs, terms, types = dict(index.docs), _terms(index), dict(index.types)
+    memo = _MEMOS.pop(index, None)
+    params = (drafts, base_url)
+    reused = memo is not None and _replanned(memo, site, params, docs, terms, types, now)
+    if memo is not None and reused:
+        s, content = memo.s, memo.content
+    else:
+        s = _Site(site, index, env, now=now, drafts=drafts, base_url=base_url)
+        content = plan_content(s)
+    _MEMOS[index] = _Memo(site, params, docs, terms, types, _next_moment(docs, now), s, content)
+    return s, content, reused
+
+
+def _replanned(
+    memo: _Memo,
+    site: Site,
+    params: tuple[bool, str],
+    docs: dict[str, Document],
+    terms: dict[str, dict[str, Term]],
+    types: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """Bring `memo`'s plan up to `docs` in place; False when the site's structure may have changed."""
+    s = memo.s
+    if memo.site is not site or memo.params != params or now < s.now:
+        return False
+    if memo.valid_until is not None and now >= memo.valid_until:
+        return False
+    if not (_same(memo.types, types) and memo.terms.keys() == terms.keys()):
+        return False
+    if not all(_same(memo.terms[t], terms[t]) for t in terms):
+        return False
+    if _globals_sig(site, s.base_url, params[0], s.pages) != s.globals_sig:
+        return False
+    if memo.docs.keys() != docs.keys():
+        return False  # a document appeared or went away
+    changed = [(memo.docs[i], d) for i, d in docs.items() if memo.docs[i] is not d]
+    if len(changed) > MAX_REPLANNED:
+        return False
+    s.now = now
+    if any(_shape(s, old) != _shape(s, new) for old, new in changed):
+        return False
+    for old, new in changed:
+        s.swap(old, new)
+    s.versions = docs
+    content = memo.content
+    numbers = set(content.everything).union(*(content.by_doc.get(new.id, ()) for _, new in changed))
+    return content.remake(s, sorted(numbers))
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a.keys() == b.keys() and all(a[k] is v for k, v in b.items())
+
+
+def _terms(index: Index) -> dict[str, dict[str, Term]]:
+    return {taxonomy: dict(terms) for taxonomy, terms in index.terms.items()}
+
+
+def _shape(s: _Site, doc: Document) -> tuple[Any, ...]:
+    """What decides where a document is in the site: whether it is shown, its URL, its place in
+    lists (date, and title or weight for other types than posts), its terms and old URLs. An edit
+    that keeps these re-plans only the outputs showing the document."""
+    return (
+        doc.type,
+        doc.slug,
+        doc.lang,
+        doc.status_at(s.now),
+        doc.published_at,
+        doc.expires_at,
+        None if doc.type == "posts" else (doc.title, doc.meta.get("weight", 0)),
+        doc.aliases,
+        tuple(s.index.doc_terms(doc, taxonomy) for taxonomy in s.members),
+    )
+
+
+def _next_moment(docs: dict[str, Document], now: datetime) -> datetime | None:
+    """The next publication or expiry after `now`: when statuses, and so the site, change by themselves."""
+    moments = [m for d in docs.values() for m in (d.published_at, d.expires_at) if m is not None and m > now]
+    return min(moments, default=None)
+
+
+def _common(s: _Site) -> dict[str, Any]:
+    """What every template sees."""
+    info = s.site.site
+    return {
         "site": {
-            "title": site.site.title,
-            "description": site.site.description,
+            "title": info.title,
+            "description": info.description,
             "base_url": s.base_url,
-            "language": site.site.language,
+            "language": info.language,
         },
         "menu": s.menu,
+        "partial_cached": s.partials,
     }
 
+
+def plan_content(s: _Site) -> ContentPlan:
+    """The outputs made from documents, grouped by the documents each shows."""
+    site, content = s.site, ContentPlan()
+    g = s.globals_sig
+    common = _common(s)
+
+    def list_page(
+        base: str,
+        number: int,
+        total: int,
+        page_items: tuple[Document, ...],
+        title: str,
+        template: str,
+        extra: dict[str, Any],
+    ) -> list[Planned]:
+        path = _page_url(base, number)
+
+        def ctx() -> dict[str, Any]:
+            return {
+                **common,
+                **extra,
+                "title": title,
+                "items": [s.view(d) for d in page_items],
+                "canonical": s.base_url + path,
+                "pagination": {
+                    "page": number,
+                    "total_pages": total,
+                    "prev_url": _page_url(base, number - 1) if number > 1 else None,
+                    "next_url": _page_url(base, number + 1) if number < total else None,
+                },
+            }
+
+        term = extra.get("term")
+        sig = _h_kept(
+            g,
+            template,
+            path,
+            title,
+            number,
+            total,
+            tuple(term.items()) if term else None,
+            tuple(s.sig(d) for d in page_items),
+        )
+        return [Planned(path, template, sig, ctx)]
+
     def list_outputs(base: str, items: list[Document], title: str, template: str, extra: dict[str, Any]) -> None:
-        for number, path, page_items, total in _paginate(base, items, s.per_page):
-
-            def ctx(
-                page_items: list[Document] = page_items, number: int = number, total: int = total, path: str = path
-            ) -> dict[str, Any]:
-                return {
-                    **common,
-                    **extra,
-                    "title": title,
-                    "items": [s.view(d) for d in page_items],
-                    "canonical": s.base_url + path,
-                    "pagination": {
-                        "page": number,
-                        "total_pages": total,
-                        "prev_url": _page_url(base, number - 1) if number > 1 else None,
-                        "next_url": _page_url(base, number + 1) if number < total else None,
-                    },
-                }
-
-            term = extra.get("term")
-            sig = _h_kept(
-                g,
-                template,
-                path,
-                title,
-                number,
-                total,
-                tuple(term.items()) if term else None,
-                tuple(s.sig(d) for d in page_items),
+        total = max(1, -(-len(items) // s.per_page))
+        for number in range(1, total + 1):
+            page_items = tuple(items[(number - 1) * s.per_page : number * s.per_page])
+            content.add(
+                list_page, (base, number, total, page_items, title, template, extra), (d.id for d in page_items)
             )
-            out.append(Planned(path, template, sig, ctx))
 
-    list_outputs("/", s.posts, site.site.title, "index.html", {"is_home": True})
-    wanted_aliases: list[tuple[Document, str]] = []
-
-    position = {d.id: i for i, d in enumerate(s.posts)}
-    for doc in s.docs:
+    def doc_page(
+        doc: Document, newer: Document | None, older: Document | None, related: tuple[Document, ...]
+    ) -> list[Planned]:
         ctype = s.index.types.get(doc.type)
-        if ctype is not None and not ctype.pages:
-            continue
-        siblings = s.by_type.get(doc.type, [])
-        i = position.get(doc.id, -1)
-        newer = siblings[i - 1] if i > 0 else None
-        older = siblings[i + 1] if 0 <= i < len(siblings) - 1 else None
-        related = s.related(doc) if doc.type == "posts" else []
         template = {"posts": "single.html", "pages": "page.html"}.get(doc.type) or (
             ctype.template if ctype and ctype.template else "entry.html"
         )
@@ -395,12 +626,7 @@ def plan(s: _Site) -> list[Planned]:
             author_term.etag if author_term else None,
         )
 
-        def ctx(
-            doc: Document = doc,
-            newer: Document | None = newer,
-            older: Document | None = older,
-            related: list[Document] = related,
-        ) -> dict[str, Any]:
+        def ctx() -> dict[str, Any]:
             view = dict(s.view(doc))
             view["html"] = s.body(doc)
             json_ld = {
@@ -424,8 +650,23 @@ def plan(s: _Site) -> list[Planned]:
                 "json_ld": json_ld,
             }
 
-        out.append(Planned(s.url_of(doc), template, sig, ctx, needs_html=(doc.id,)))
-        wanted_aliases += [(doc, alias) for alias in doc.aliases if alias != s.url_of(doc)]
+        return [Planned(s.url_of(doc), template, sig, ctx, needs_html=(doc.id,))]
+
+    list_outputs("/", s.posts, site.site.title, "index.html", {"is_home": True})
+
+    position = {d.id: i for i, d in enumerate(s.posts)}
+    for doc in s.docs:
+        ctype = s.index.types.get(doc.type)
+        if ctype is not None and not ctype.pages:
+            continue
+        siblings = s.by_type.get(doc.type, [])
+        i = position.get(doc.id, -1)
+        newer = siblings[i - 1] if i > 0 else None
+        older = siblings[i + 1] if 0 <= i < len(siblings) - 1 else None
+        related = tuple(s.related(doc)) if doc.type == "posts" else ()
+        shown = (doc.id, *(d.id for d in (newer, older, *related) if d))
+        content.add(doc_page, (doc, newer, older, related), shown)
+        content.wanted_aliases += [(doc.id, alias) for alias in doc.aliases if alias != s.url_of(doc)]
 
     for type_name, docs in sorted(s.by_type.items()):
         ctype = s.index.types.get(type_name)
@@ -445,75 +686,95 @@ def plan(s: _Site) -> list[Planned]:
                 f"/{taxonomy}/{slug}/", members[slug], term["name"], "list.html", {"kind": taxonomy, "term": term}
             )
             if taxonomy == "categories":
-                out += _feeds(s, f"/categories/{slug}/", members[slug], f"{site.site.title}: {term['name']}", common)
+                newest = tuple(members[slug][:FEED_ITEMS])
+                title = f"{site.site.title}: {term['name']}"
+                content.add(_feeds, (s, f"/categories/{slug}/", newest, title, common), (d.id for d in newest))
         views = [s.term_view(taxonomy, slug) for slug in slugs]
-        out.append(
-            Planned(
-                f"/{taxonomy}/",
-                "terms.html",
-                _h(g, "terms", taxonomy, [(v["slug"], v["name"], v["count"]) for v in views]),
-                _fixed(
-                    {
-                        **common,
-                        "terms": views,
-                        "taxonomy": taxonomy,
-                        "title": taxonomy.title(),
-                        "canonical": f"{s.base_url}/{taxonomy}/",
-                    }
-                ),
-            )
+        terms_page = Planned(
+            f"/{taxonomy}/",
+            "terms.html",
+            _h(g, "terms", taxonomy, [(v["slug"], v["name"], v["count"]) for v in views]),
+            _fixed(
+                {
+                    **common,
+                    "terms": views,
+                    "taxonomy": taxonomy,
+                    "title": taxonomy.title(),
+                    "canonical": f"{s.base_url}/{taxonomy}/",
+                }
+            ),
         )
+        content.add(_fixed([terms_page]), (), ())  # counts and names: the site's structure
 
-    out += _feeds(s, "/", s.posts, site.site.title, common)
+    newest = tuple(s.posts[:FEED_ITEMS])
+    content.add(_feeds, (s, "/", newest, site.site.title, common), (d.id for d in newest))
+    content.add(_sitemap_and_search, (s, common), None)
+    content.add(_fixed(_fixed_pages(s, common)), (), ())
+    return content
+
+
+def _sitemap_and_search(s: _Site, common: dict[str, Any]) -> list[Planned]:
+    """The sitemap and the search index, signed by what they show, not by each document's ETag: an
+    edit of a post's body (most edits) leaves both as they are, and they are a site's two largest
+    outputs."""
+    g = s.globals_sig
     every = [d for d in s.docs if (s.index.types.get(d.type) is None or s.index.types[d.type].pages)]
-    # The sitemap and the search index are signed by what they show, not by each document's ETag:
-    # an edit of a post's body (most edits) leaves both as they are, and they are the two largest
-    # outputs of a site.
     urls = sorted((s.url_of(d), d.updated_at) for d in every)
-    out.append(
+    entries = _search_entries(s, every)
+    return [
         Planned(
             "/sitemap.xml",
             "sitemap.xml",
             _h(g, "sitemap", urls),
             lambda: {**common, "urls": [{"loc": s.base_url + url, "lastmod": updated} for url, updated in urls]},
-        )
-    )
-    entries = _search_entries(s, every)
-    out.append(Planned("/search.json", None, _h(g, "search.json", entries), data=lambda: _search_index(entries)))
-    out.append(
+        ),
+        Planned("/search.json", None, _h(g, "search.json", entries), data=lambda: _search_index(entries)),
+    ]
+
+
+def _fixed_pages(s: _Site, common: dict[str, Any]) -> list[Planned]:
+    """Pages that show no document: the search page, the 404 page, robots.txt."""
+    g = s.globals_sig
+    return [
         Planned(
             "/search/",
             "search.html",
             _h(g, "search"),
             lambda: {**common, "title": "Search", "canonical": s.base_url + "/search/"},
-        )
-    )
-    out.append(
+        ),
         Planned(
             "/404.html",
             "404.html",
             _h(g, "404"),
             lambda: {**common, "title": "Not found", "canonical": s.base_url + "/404.html"},
-        )
-    )
-    out.append(
+        ),
         Planned(
             "/robots.txt",
             None,
             _h(g, "robots"),
             data=lambda: f"User-agent: *\nAllow: /\n\nSitemap: {s.base_url}/sitemap.xml\n".encode(),
-        )
-    )
+        ),
+    ]
+
+
+def plan_files(s: _Site, content: ContentPlan) -> list[Planned]:
+    """The outputs planned anew at every build: the theme's static files, uploads, and the redirects
+    of old URLs (which must not shadow any other output)."""
+    site, out = s.site, []
+    g = s.globals_sig
+    common = _common(s)
+    s.problems = []
     for rel, path in static_files(site).items():
-        content = path.read_bytes()
-        out.append(Planned("/" + rel, None, _h("static", digest(content)), data=_fixed(content)))
+        data = path.read_bytes()
+        out.append(Planned("/" + rel, None, _h("static", digest(data)), data=_fixed(data)))
     out += _uploads(site)
 
     # Aliases last: a page of the site always wins over an old URL that happens to equal its path.
-    taken = {_plain_key(p.path) for p in out} | {"_redirects"} if wanted_aliases else set()
+    wanted = [(s.index.docs[i], alias) for i, alias in content.wanted_aliases if i in s.index.docs]
+    taken = {_plain_key(p.path) for p in (*content.items, *out)} | {"_redirects"} if wanted else set()
     folders = {f for key in taken for f in _folders(key)}
     redirects: list[tuple[str, str]] = []
-    for doc, alias in wanted_aliases:
+    for doc, alias in wanted:
         alias_path = alias if isinstance(alias, str) and alias.endswith((".html", "/")) else f"{alias}/"
         key = _site_key(alias_path)
         problem = _alias_problem(alias, key, taken, folders)
@@ -615,8 +876,8 @@ def _uploads(site: Site) -> list[Planned]:
     return out
 
 
-def _feeds(s: _Site, base: str, items: list[Document], title: str, common: dict[str, Any]) -> list[Planned]:
-    newest = items[:FEED_ITEMS]
+def _feeds(s: _Site, base: str, newest: tuple[Document, ...], title: str, common: dict[str, Any]) -> list[Planned]:
+    """The RSS and Atom feeds of a list, given its newest FEED_ITEMS documents."""
     sig = _h(s.globals_sig, "feed", base, title, [s.sig(d) for d in newest])
 
     def ctx() -> dict[str, Any]:
@@ -692,6 +953,23 @@ def _pending_path(manifest: Path) -> Path:
     return manifest.with_suffix(".pending")
 
 
+def _frozen_heap(func: F) -> F:
+    """Run `func` with what exists before it (the index above all) out of the cycle collector's
+    sight: it is not the build's garbage, a full collection over a 10,000-post index pauses for a
+    tenth of a second, and a build allocates enough to set off several."""
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        gc.freeze()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            gc.unfreeze()
+
+    return cast(F, run)
+
+
+@_frozen_heap
 def build(
     site: Site,
     index: Index,
@@ -713,10 +991,12 @@ def build(
     stored, was_pending = _load_manifest(mpath)
     old_outputs: dict[str, str] = {} if clean else stored.get("outputs", {})
     old_docs: dict[str, Any] | None = stored.get("docs")  # --clean re-renders, but changes are still changes
-    s = _Site(site, index, now=now, drafts=drafts, base_url=base_url or site.site.base_url)
     env = make_environment(site)
+    s, content, reused = _content_plan(
+        site, index, env, now=now, drafts=drafts, base_url=base_url or site.site.base_url
+    )
     output = Output(out)
-    planned = plan(s)
+    planned = content.items + plan_files(s, content)
 
     errors: list[str] = list(s.problems)
 
@@ -787,7 +1067,7 @@ def build(
     if was_pending:
         _pending_path(mpath).unlink(missing_ok=True)
     return BuildResult(
-        output.written, output.unchanged, output.removed, errors, seconds, sorted(set(changed_urls)), events
+        output.written, output.unchanged, output.removed, errors, seconds, sorted(set(changed_urls)), events, reused
     )
 
 
@@ -876,7 +1156,9 @@ def _render_forked(
     for name in env.list_templates(filter_func=lambda name: name.endswith((".html", ".xml"))):
         env.get_template(name)  # compiled once here, not once per worker
     _FORKED = (s, env, output.root, todo)
-    gc.freeze()  # workers share the parent's objects copy-on-write: keep their collector off those pages
+    # Workers share the parent's objects copy-on-write: keep their collector off those pages (the
+    # plan made since `build` froze the older objects; `build` unfreezes all when it ends).
+    gc.freeze()
     try:
         with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
             done = 0
@@ -892,7 +1174,6 @@ def _render_forked(
                     progress(done, len(todo))
     finally:
         _FORKED = None
-        gc.unfreeze()
     order = {key: i for i, (key, _) in enumerate(todo)}
     output.written.sort(key=order.__getitem__)
     output.unchanged.sort(key=lambda key: order.get(key, -1))  # kept outputs (not in todo) first, as before

@@ -27,6 +27,18 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 BASE_URL = "https://cinder-and-crema.example"  # the demo's site.base_url
 DRAFTS = ("grinder-buying-guide", "home-roasting-first-steps")
 SCHEDULED = "winter-blend-2027"
+# A post with two tags' neighbours, related posts, one category and one author; an edit of its body
+# changes its page and the feeds that carry its body, nothing else.
+DEMO_POST = "water-chemistry-for-coffee"
+BODY_EDIT_OUTPUTS = frozenset(
+    {
+        f"posts/{DEMO_POST}/index.html",
+        "feed.xml",
+        "atom.xml",
+        "categories/brewing/feed.xml",
+        "categories/brewing/atom.xml",
+    }
+)
 
 
 def copy_demo(root: Path) -> Site:
