@@ -80,8 +80,14 @@ def _new_environment(site: Site) -> Environment:
     env.filters["date"] = lambda value, fmt="%d %B %Y": _local(value, tz).strftime(fmt) if value else ""
     env.filters["isodate"] = lambda value: _local(value, tz).isoformat() if value else ""
     env.filters["rfc822"] = lambda value: _local(value, tz).strftime("%a, %d %b %Y %H:%M:%S %z") if value else ""
+    env.filters["longdate"] = lambda value: _long_date(_local(value, tz)) if value else ""
     env.filters["rfc3339"] = lambda value: value.isoformat().replace("+00:00", "Z") if value else ""
     return env
+
+
+def _long_date(moment: datetime) -> str:
+    """"5 March 2026": the day without a leading zero (strftime's %-d is not portable)."""
+    return f"{moment.day} {moment:%B %Y}"
 
 
 def _local(value: Any, tz: ZoneInfo) -> datetime:

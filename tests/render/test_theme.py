@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+from pathlib import Path
+
 from jinja2 import DictLoader, Environment, select_autoescape
 from markupsafe import Markup
 
-from cms.render.theme import PartialCache
+from cms.render.theme import PartialCache, make_environment
+from tests.render import copy_demo
 
 
 def counting_environment() -> tuple[Environment, list[str]]:
@@ -49,3 +53,13 @@ def test_the_calling_page_variables_are_not_seen() -> None:
     env = Environment(loader=DictLoader({"p.html": "{{ title is defined }}", "page.html": "{{ partial('p.html') }}"}))
     partial = PartialCache(env)
     assert env.get_template("page.html").render(title="x", partial=partial) == "False"
+
+
+def test_longdate_is_the_local_day_without_a_leading_zero(tmp_path: Path) -> None:
+    site = copy_demo(tmp_path / "site")
+    assert str(site.tz) == "Europe/Berlin"
+    env = make_environment(site)
+    late_utc = datetime(2026, 3, 4, 23, 30, tzinfo=UTC)  # already the 5th in Berlin
+    assert env.from_string("{{ d|longdate }}").render(d=late_utc) == "5 March 2026"
+    assert env.from_string("{{ d|longdate }}").render(d=date(2026, 11, 24)) == "24 November 2026"
+    assert env.from_string("{{ d|longdate }}").render(d=None) == ""
