@@ -86,7 +86,7 @@ def _new_environment(site: Site) -> Environment:
 
 
 def _long_date(moment: datetime) -> str:
-    """"5 March 2026": the day without a leading zero (strftime's %-d is not portable)."""
+    """The day as "5 March 2026": no leading zero (strftime's %-d is not portable)."""
     return f"{moment.day} {moment:%B %Y}"
 
 
