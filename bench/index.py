@@ -131,7 +131,7 @@ index = Index.load(site, fill_search=False, use_snapshot=sys.argv[2] == "1")
 t3 = time.perf_counter()
 peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 print(json.dumps({"import_s": t1 - t0, "load_s": t3 - t2, "docs": len(index), "problems": len(index.problems),
-                  "base_mb": base_kb / 1024, "peak_mb": peak_kb / 1024}))
+                  "base_mb": base_kb / 1024, "peak_mb": peak_kb / 1024, "workers": index.load_stats.workers}))
 """
 
 
@@ -160,6 +160,7 @@ def bench_cold_load(root: Path, repeat: int, figures: list[Figure]) -> None:
     emit(Figure("cold_load.rss_before_load", max(r["base_mb"] for r in runs), "MB"), figures)
     emit(Figure("cold_load.docs", runs[0]["docs"], "docs"), figures)
     emit(Figure("cold_load.problems", runs[0]["problems"], "files"), figures)
+    emit(Figure("cold_load.workers", runs[0]["workers"], "processes"), figures)
     # What `cms serve` and the CLI do: unchanged files come from the .cms/ snapshot (written by the
     # first of these runs, which parses everything), so a restart parses only what changed.
     shutil.rmtree(root / ".cms" / "index", ignore_errors=True)

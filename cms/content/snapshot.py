@@ -6,6 +6,10 @@ The snapshot as a whole is keyed by everything else a document's meaning depends
 version, the site's timezone and taxonomies, the content type schemas); any change there and it
 is ignored. It is a cache: deleting it only makes the next start slower. It lives in `.cms/`
 (owner-only, never in git), and is read only from there.
+
+The entries are plain tuples (the index packs a document as the tuple of its field values, and a
+problem as path, line and message): they unpickle faster than dataclasses, and a ParseError, whose
+__init__ takes more than its message, would not unpickle at all and so made the whole file unreadable.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-FORMAT = 1
+FORMAT = 2  # 2: entries are (signature, (document values | None, (path, line, message) | None))
 Signature = tuple[int, int, int, int]
 
 

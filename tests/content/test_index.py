@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import signal
+import threading
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,10 +14,13 @@ from typing import Any
 import pytest
 
 from cms.config import Site
-from cms.content.index import Change, Index
+from cms.content import forked
+from cms.content.index import PARALLEL_THRESHOLD, Change, Index, Parsed
 from cms.content.model import Status
 from cms.content.names import is_id, path_id
+from cms.content.parse import Location
 from cms.errors import NotFound
+from tests.content.single_thread import single_threaded
 
 DEMO_NOW = datetime(2026, 11, 24, tzinfo=UTC)
 ID_A = "01K0000000AAAAAAAAAAAAAAAA"
@@ -451,3 +457,134 @@ def test_change_fields_for_body_only_edit(small: tuple[Site, Index]) -> None:
     (change,) = index.refresh(["posts/keep.md"])
     assert change.fields == ["content"]
     assert change.doc is change.new
+
+
+# -- parallel load and the snapshot ------------------------------------------------------------
+
+RATED_POSTS = """\
+fields:
+  - name: rating
+    type: integer
+    min: 1
+    max: 5
+"""
+
+
+def _varied_site(make_site: Any) -> Site:
+    """Enough files for several batches, and every kind of outcome: documents, broken YAML, bad
+    bytes, a schema violation, a bad id, a duplicate id and a duplicate slug (whose problems depend
+    on which file is taken first), no frontmatter, terms and pages."""
+    files = {
+        f"content/posts/a-{n:02}.md": post(f"Post {n}", f"id: 01K00000000000000000000{n:03}", f"date: 2026-01-{n:02}")
+        for n in range(1, 15)
+    }
+    files |= {
+        "content/posts/_type.yaml": RATED_POSTS,
+        "content/posts/c-broken.md": "---\ntitle: Broken\ntags: [a, b\n---\nBody\n",
+        "content/posts/d-dup-id.md": post("Dup id", "date: 2026-02-01", "id: 01K00000000000000000000001"),
+        "content/posts/e-dup-slug.md": post("Dup slug", "id: 01K0000000000000000000E001", "slug: a-02"),
+        "content/posts/f-bad-rating.md": post("Bad rating", "rating: 9", "tags: [x, y]", "updated: 2026-03-01"),
+        "content/posts/g-plain.md": "# No frontmatter\n\nJust text.\n",
+        "content/posts/h-bad-id.md": post("Bad id", "id: not-a-ulid"),
+        "content/posts/i-summary.md": post("Summary", "summary: Given.", "draft: true", body="## H\n\nText."),
+        "content/pages/about.md": post("About"),
+        "content/tags/python.md": "---\nname: Python\n---\nAbout Python.\n",
+    }
+    site = make_site(files)
+    (site.content_dir / "posts/j-nul.md").write_bytes(b"---\ntitle: x\n---\nA\x00B\n")
+    return site
+
+
+def _contents(index: Index) -> tuple[Any, ...]:
+    """Everything a load decides, in the order it was decided (documents and problems in insertion order)."""
+    docs = [[(f.name, getattr(doc, f.name)) for f in dataclasses.fields(doc)] for doc in index.docs.values()]
+    problems = [(rel, str(p.path), p.line, p.message) for rel, p in index.problems.items()]
+    return docs, problems, dict(index.by_slug), dict(index.by_path), dict(index.by_hash)
+
+
+def _load(site: Site, **options: Any) -> Index:
+    return Index.load(site, fill_search=False, **options)
+
+
+@single_threaded
+def test_forked_workers_load_exactly_what_one_process_loads(make_site: Any) -> None:
+    site = _varied_site(make_site)
+    serial = _load(site, parse_workers=1)
+    parallel = _load(site, parse_workers=2)
+    assert serial.load_stats.workers == 0 and serial.load_stats.parsed_here == serial.load_stats.parsed == 23
+    assert parallel.load_stats.workers == 2 and parallel.load_stats.parsed_here == 0
+    assert _contents(parallel) == _contents(serial)
+    # The problems a parallel load must get right because they depend on the order of the files:
+    assert "duplicate id" in parallel.problems["posts/d-dup-id.md"].message
+    assert parallel.problems["posts/e-dup-slug.md"].line == 4
+    assert parallel.problems["posts/c-broken.md"].line == 3
+    assert "rating" in parallel.problems["posts/f-bad-rating.md"].message
+    assert parallel.get("f-bad-rating", "posts").title == "Bad rating"  # (reported, still served)
+
+
+@single_threaded
+def test_many_files_are_parsed_in_workers_without_being_asked(make_site: Any) -> None:
+    files = {f"content/posts/p{n:04}.md": post(f"P {n}") for n in range(PARALLEL_THRESHOLD)}
+    index = _load(make_site(files))
+    assert len(index) == PARALLEL_THRESHOLD
+    assert index.load_stats.workers == min(2, forked.usable_cpus()) or forked.usable_cpus() == 1
+
+
+@single_threaded
+def test_a_worker_that_dies_mid_load_loses_no_document(make_site: Any) -> None:
+    site = _varied_site(make_site)
+    parent = os.getpid()
+
+    class DyingWorkers(Index):
+        def _parse_file(self, rel: str, loc: Location) -> Parsed:
+            if rel == "posts/a-05.md" and os.getpid() != parent:
+                os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer would
+            return super()._parse_file(rel, loc)
+
+    index = DyingWorkers.load(site, fill_search=False, parse_workers=2)
+    assert index.load_stats.workers == 2 and index.load_stats.parsed_here > 0
+    assert _contents(index) == _contents(_load(site, parse_workers=1))
+
+
+def test_no_workers_are_forked_while_another_thread_runs(make_site: Any) -> None:
+    site = _varied_site(make_site)
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        index = _load(site, parse_workers=2)  # a fork now could copy a lock that thread holds
+    finally:
+        stop.set()
+        thread.join()
+    assert index.load_stats.workers == 0 and index.load_stats.parsed_here == 23
+    assert _contents(index) == _contents(_load(site, parse_workers=1))
+
+
+def test_snapshot_restart_parses_only_what_depends_on_other_files(make_site: Any) -> None:
+    site = _varied_site(make_site)
+    fresh = _load(site, parse_workers=1)
+    first = _load(site, use_snapshot=True)
+    again = _load(site, use_snapshot=True)
+    assert first.load_stats.parsed == 23
+    # A file with a problem used to make the whole snapshot unreadable (ParseError does not pickle):
+    # now only the duplicates, which depend on other files, are parsed again.
+    assert again.load_stats.parsed == 2
+    assert _contents(first) == _contents(fresh) == _contents(again)
+
+
+@single_threaded
+def test_snapshot_restart_after_edits_equals_a_fresh_load(make_site: Any) -> None:
+    site = _varied_site(make_site)
+    _load(site, use_snapshot=True)
+    posts = site.content_dir / "posts"
+    (posts / "a-03.md").write_text(post("Retitled", "id: 01K00000000000000000000003"), encoding="utf-8")
+    (posts / "a-04.md").unlink()
+    (posts / "a-06.md").write_text("---\ntitle: [broken now\n---\n", encoding="utf-8")
+    (posts / "c-broken.md").write_text(post("Mended"), encoding="utf-8")
+    # Sorts first and takes the id of a-02, which the snapshot holds: a-02 must now be the duplicate.
+    (posts / "0-new.md").write_text(post("New", "id: 01K00000000000000000000002"), encoding="utf-8")
+    again = _load(site, use_snapshot=True, parse_workers=2)
+    assert again.load_stats.workers == 2
+    assert _contents(again) == _contents(_load(site, parse_workers=1))
+    assert "duplicate id" in again.problems["posts/a-02.md"].message
+    assert _contents(_load(site, use_snapshot=True)) == _contents(again)

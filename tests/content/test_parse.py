@@ -8,17 +8,22 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 import cms
+from cms.content import parse as parse_module
 from cms.content.parse import (
     MAX_DEPTH,
     MAX_DOCUMENT_BYTES,
     MAX_FRONTMATTER_BYTES,
     Location,
     ParsedFile,
+    _Loader,
     load_yaml,
     locate,
     parse_document,
@@ -421,6 +426,145 @@ def test_dates_and_datetimes(tmp_path: Path) -> None:
     assert parsed.meta["t"] == datetime(2024, 1, 2, 10, 30, tzinfo=timezone(timedelta(hours=2)))
     assert parsed.meta["t"].utcoffset() == timedelta(hours=2)
     assert parsed.meta["z"] == parsed.meta["t"]
+
+
+# -- the fast paths read exactly what the full ones read ---------------------------------------
+
+
+class _PyYAMLResolver(_Loader):
+    resolve = yaml.resolver.BaseResolver.resolve  # PyYAML's own, with the branches the override skips
+
+
+def _reference_load(fm: str) -> dict[str, Any]:
+    """load_yaml as it was before its fast paths: PyYAML's resolver, the depth check, PyYAML's
+    constructor (the error handling is load_yaml's, by raising the same way)."""
+    if (
+        ("&" in fm and "*" in fm)
+        or parse_module._DEEP_INDENT_RE.search(fm)
+        or len(parse_module._NESTER_RE.findall(fm)) > MAX_DEPTH
+    ):
+        parse_module._scan_events(fm, "x.md", 2)
+    loader = _PyYAMLResolver(fm)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            parse_module._check_depth(node, "x.md", 2)
+        value = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark and (mark is None or mark.line >= fm.count("\n")):
+            mark = exc.context_mark
+        raise ParseError(
+            "x.md", 2 + (mark.line if mark else 0), f"invalid YAML: {exc.problem or exc.context}"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ParseError("x.md", 2, f"invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ParseError("x.md", 2, f"frontmatter must be a mapping of keys, not a {type(value).__name__}")
+    return value
+
+
+def _typed(value: Any) -> Any:
+    """A value with the type of every part spelled out (True is not 1, 1.0 is not 1, nan equals nan)."""
+    if isinstance(value, dict):
+        return ("dict", [(_typed(k), _typed(v)) for k, v in value.items()])
+    if isinstance(value, list):
+        return ("list", [_typed(v) for v in value])
+    return (type(value).__name__, repr(value), repr(getattr(value, "tzinfo", None)))
+
+
+def _fast_load(fm: str) -> dict[str, Any]:
+    return load_yaml(fm, "x.md")
+
+
+def _outcome(load: Callable[[str], dict[str, Any]], fm: str) -> Any:
+    try:
+        return _typed(load(fm))
+    except ParseError as err:
+        return ("error", err.line, err.message)
+
+
+FRONTMATTERS = [
+    'id: 01HTPJFDPT40E3RQHJG6HM7BXT\ntitle: "10 ways"\ndate: 2024-04-05T07:27:24Z\ntags:\n  - a\n  - b\n',
+    "d: 2024-01-02\nt: 2024-01-02 10:30:00.123456789 +02:00\nu: 2024-1-2t3:04:05.5Z\nv: 2002-12-14t21:59:43.10-05:00\n",
+    "bad: 2024-13-45\n",
+    "n: [1, -2, +3, 0x1F, 017, 0b101, 1_000, 1:30, 190:20:30, .5, 1.5e3, .inf, -.Inf, .nan, 1e3]\n",
+    "b: [yes, No, on, OFF, y, n, true, False, ~, null, Null, '', \"yes\"]\n",
+    "base: &b {x: 1, y: 2}\nchild:\n  <<: *b\n  y: 3\n",
+    "base: &b {x: 1}\nother: 2\n",
+    "m: {a: 1, b: [1, {c: d}], e: {f: {g: [h, i]}}}\n",
+    "? complex\n: value\n",
+    "s: !!str 12\ni: !!int '12'\nf: !!float '1'\n",
+    "x: !custom thing\n",
+    "x: !!binary aGVsbG8=\n",
+    "x: !!set {a, b}\n",
+    "x: !!omap [{a: 1}]\n",
+    "x: !!python/object:os.system ls\n",
+    "a: 1\na: 2\n",
+    "outer:\n  a: 1\n  b: 2\n  a: 3\n",
+    "[1, 2]: x\n",
+    "1: one\nyes: y\n2024-01-01: z\nnull: n\n",
+    "text: |\n  line 1\n  line 2\nfolded: >\n  a\n  b\n",
+    "- just\n- a list\n",
+    "42\n",
+    "",
+    "# only a comment\n",
+    "x: " + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "\n",
+    "x: " + "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1) + "\n",
+    "x:\n" + "".join(" " * i + f"k{i}:\n" for i in range(1, 63)) + " " * 63 + "[" * 10 + "]" * 10 + "\n",
+    "big: " + "9" * 5000 + "\n",
+    "u: caf\u00e9 \u2603\nk\u00e9y: v\n",
+]
+
+
+@pytest.mark.parametrize("fm", FRONTMATTERS)
+def test_fast_yaml_path_reads_what_pyyaml_reads(fm: str) -> None:
+    assert _outcome(_fast_load, fm) == _outcome(_reference_load, fm)
+
+
+def test_fast_yaml_path_reads_what_pyyaml_reads_from_junk() -> None:
+    rng = random.Random(2)
+    for _ in range(3000):
+        fm = "".join(rng.choice(YAML_PIECES) for _ in range(rng.randint(1, 30)))
+        assert _outcome(_fast_load, fm) == _outcome(_reference_load, fm), fm
+
+
+def _reference_split(text: str, path: str = "") -> tuple[str | None, str, int]:
+    """split_frontmatter as it was: a loop over the lines."""
+    if not text.startswith("---"):
+        return None, text, 1
+    first_end = text.find("\n")
+    if first_end == -1 or text[:first_end].rstrip() != "---":
+        return None, text, 1
+    pos, line = first_end + 1, 2
+    while True:
+        end = text.find("\n", pos)
+        current = text[pos:] if end == -1 else text[pos:end]
+        if current.rstrip() in ("---", "..."):
+            return text[first_end + 1 : pos], "" if end == -1 else text[end + 1 :], line + 1
+        if end == -1:
+            raise ParseError(path, 1, "frontmatter opened with '---' is never closed")
+        pos, line = end + 1, line + 1
+
+
+def test_split_frontmatter_finds_the_fence_the_line_loop_found() -> None:
+    pieces = ["---", "...", "\n", " ", "\t", "\u00a0", "\x1c", "\u2028", "a: 1", "----", "-- -", ". ..", "x"]
+    rng = random.Random(3)
+    for _ in range(5000):
+        text = "---\n" + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        try:
+            expected: Any = _reference_split(text, "x.md")
+        except ParseError as err:
+            expected = ("error", err.line)
+        try:
+            got: Any = split_frontmatter(text, "x.md")
+        except ParseError as err:
+            got = ("error", err.line)
+        assert got == expected, repr(text)
 
 
 # -- locate ------------------------------------------------------------------------------------
