@@ -77,12 +77,12 @@ def say(name: str, value: str) -> None:
 
 
 def cms_full(corpus: Path, work: Path, *, snapshot: bool = False) -> Run:
-    """A clean build in a new process. Without `snapshot`, the index snapshot of an earlier run is
-    removed first, so every file is parsed, as Hugo and Pelican do; with it, the build loads the
-    unchanged documents from `.cms/index/` (what a second `cms build --clean` costs)."""
+    """A clean build into a new folder, in a new process. Without `snapshot`, the index snapshot of
+    an earlier run is removed first, so every file is parsed, as Hugo and Pelican do; with it, the
+    build loads the unchanged documents from `.cms/index/`."""
     if not snapshot:
         shutil.rmtree(corpus / ".cms" / "index", ignore_errors=True)
-    out = work / "cms-out"
+    out = work / ("cms-out-snapshot" if snapshot else "cms-out")
     cmd = [sys.executable, "-m", "cms", "build", "--site", str(corpus), "--out", str(out), "--clean", "--quiet"]
     return measure(cmd, out=out, log=work / "cms.log")
 
