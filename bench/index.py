@@ -7,7 +7,8 @@ Generates (or reuses) a corpus with `bench.corpus`, then measures, one figure pe
   and the peak RSS of that subprocess;
 - full-text fill: `index.search.put_many` over every document;
 - list queries: filtered + sorted + paginated shapes, each run with varying values;
-- full-text queries: `search=<two common words>`, page 1, with snippets;
+- full-text queries: `search=<two common words>`, page 1, with snippets (FTS5's bm25 alone, the numpy
+  arrays' build, then with them; then one post's text rewritten before each of 20 searches);
 - watcher latency: hand edits until the index shows them (skipped without `cms.watch`).
 
 Every loop is bounded and only local files are touched; the watcher edits a copy of the corpus.
@@ -20,6 +21,7 @@ import hashlib
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -260,15 +262,37 @@ def bench_queries(index: Index, rng: random.Random, runs: int, figures: list[Fig
 
 
 def bench_search(index: Index, rng: random.Random, runs: int, figures: list[Figure]) -> None:
-    """`search=<two common words>`, page 1 with snippets, each query a different pair."""
+    """`search=<two common words>`, page 1 with snippets, each query a different pair: first on
+    FTS5's bm25 alone (other pairs), then the arrays' build, then the figure, then writes."""
     words = sorted(set(corpus.NOUNS + corpus.VERBS))
     pairs = [f"{a} {b}" for a, b in (rng.sample(words, 2) for _ in range(runs))]
+    own = random.Random(f"search-{len(pairs)}")  # the extra figures' draws leave `rng` as it was
+    taken = set(pairs)
+    others = [p for p in (" ".join(own.sample(words, 2)) for _ in range(3 * runs)) if p not in taken]
     index.search.wait_ready()
+    search = index.search
+    search.use_arrays = False  # (nor built in the background meanwhile)
+    fts5 = [_time_query(index, [("search", text)])[0] for text in others[: runs // 2]]
+    search.use_arrays = True
+    emit(Figure("search.fts5_path.median", statistics.median(fts5), "ms"), figures)
+    cpu, wall = time.process_time(), time.perf_counter()
+    search.build_arrays()
+    emit(Figure("search.arrays_build_s", time.process_time() - cpu, "s CPU"), figures)
+    emit(Figure("search.arrays_build_wall", time.perf_counter() - wall, "s"), figures)
+    emit(Figure("search.arrays_mb", search.arrays_nbytes / 1e6, "MB"), figures)
+    emit(Figure("search.process_peak_rss", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "MB"), figures)
     results = [_time_query(index, [("search", text)]) for text in pairs]
     times = [t for t, _ in results]
     emit(Figure("search.median", statistics.median(times), "ms", 10.0), figures)
     emit(Figure("search.p95", percentile(times, 95), "ms"), figures)
     emit(Figure("search.avg_total", statistics.mean(n for _, n in results), "docs"), figures)
+    updates = []
+    for i, doc in enumerate(own.sample(sorted(index.docs.values(), key=lambda d: d.id), 20)):
+        started = time.perf_counter()
+        search.put(doc.id, doc.title, doc.excerpt, f"{doc.body}\n\nEdited {i}: {own.choice(words)}.")
+        _time_query(index, [("search", others[runs // 2 + i])])
+        updates.append((time.perf_counter() - started) * 1000)
+    emit(Figure("search.update_then_query_ms", statistics.median(updates), "ms"), figures)
 
 
 # -- watcher -------------------------------------------------------------------------------------

@@ -778,18 +778,24 @@ def _match(
     (None: not reusable, as for an unseeded random order)."""
     predicate = compile_filter(query.filters, index.site.tz) if query.filters else None
     candidates = _candidates(index, query)
-    ranks: dict[str, int] | None = None
-    if query.search:
-        ranks = {doc_id: i for i, doc_id in enumerate(index.search.ranked(query.search))}
-        candidates = set(ranks) if candidates is None else candidates & set(ranks)
+    hits = index.search.ranked(query.search) if query.search else None  # ids, best first
+    in_rank_order = hits is not None and not query.sort and not query.random
+    if hits is not None and not in_rank_order:
+        candidates = set(hits) if candidates is None else candidates.intersection(hits)
 
-    sort = query.sort or (() if ranks is not None else (("published_at", True),))
+    sort = query.sort or (() if hits is not None else (("published_at", True),))
     primary = sort[0] if sort else None
     presorted = bool(primary and len(sort) == 1 and primary[0] in _INDEXED_SORTS)
     key, desc = (primary[0], primary[1]) if presorted and primary else ("published_at", True)
     base, positions = _visible_list(index, query.type, key, desc, statuses, query.lang, site_lang, now)
-    if candidates is None:
-        pool: list[Document] = base
+    if hits is not None and in_rank_order:  # walk the hits in their order, keep the visible ones: no sort
+        where = positions()
+        if candidates is None:
+            pool: list[Document] = [base[p] for p in map(where.get, hits) if p is not None]
+        else:
+            pool = [base[p] for i in hits if i in candidates and (p := where.get(i)) is not None]
+    elif candidates is None:
+        pool = base
     elif len(candidates) * 8 < len(base):  # few candidates: order them by their place in the cached list
         placed = sorted((positions()[i], i) for i in candidates if i in positions())
         pool = [base[p] for p, _ in placed]
@@ -803,15 +809,11 @@ def _match(
     if query.random:
         matched = list(matched)  # never shuffle the cached list itself
         _random.Random(query.seed).shuffle(matched)
-    elif not presorted:
-        if sort:
-            matched = _sorted(matched, sort, now, index.site.tz)
-        elif ranks is not None:
-            rank = ranks
-            matched = sorted(matched, key=lambda d: rank[d.id])
+    elif not presorted and sort:
+        matched = _sorted(matched, sort, now, index.site.tz)
     # Valid as long as the visible list it came from (same index generation, no schedule passed).
     visible = index.query_cache.get((query.type, key, desc, statuses, query.lang, site_lang))
-    if visible is None or (query.random and query.seed is None) or (ranks is not None and not index.search.ready):
+    if visible is None or (query.random and query.seed is None) or (hits is not None and not index.search.ready):
         return matched, None  # (a search that gave up waiting for the full-text fill saw only part)
     if len(index.query_cache) < 2000:
         index.query_cache[("result", _result_key(query, statuses, site_lang))] = (matched, visible[2], visible[3])
