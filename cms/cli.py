@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
+import gc
 import sys
 import time
 from collections.abc import Callable
@@ -60,6 +62,15 @@ site_option = click.option(
 @click.version_option(__version__, prog_name="cms")
 def main() -> None:
     """A flat-file CMS: Markdown in git, a REST API, webhooks and a fast static build."""
+    _no_collection_at_exit()
+
+
+@functools.cache
+def _no_collection_at_exit() -> None:
+    """At exit, the interpreter's last garbage collection walks every object left: after a build of
+    10,000 posts that took 0.6 s to find nothing. Frozen objects are not walked, and the memory goes
+    back to the system with the process anyway."""
+    atexit.register(gc.freeze)
 
 
 @main.command()
