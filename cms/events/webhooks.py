@@ -712,10 +712,13 @@ class Deliverer:
         deadline = time.monotonic() + timeout
         started = 0
         while time.monotonic() < deadline:
-            count = self.step()
-            started += count
+            # Idle is read before stepping: a step that starts nothing because every slot is busy
+            # must not end the flush when those deliveries finish just after it (the row it could
+            # not start would be left pending).
             with self._lock:
                 idle = self._busy == 0
+            count = self.step()
+            started += count
             if not count and idle:
                 break
             if not count:

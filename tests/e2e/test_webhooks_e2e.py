@@ -281,3 +281,23 @@ def test_events_enqueued_by_a_command_are_signed_with_the_subscriptions_secret(t
     assert len(hits) == 5
     for hit in hits:
         Verifier(SECRET).verify(hit.body, hit.headers)
+
+
+def test_a_flush_with_every_worker_busy_still_sends_what_waits(tmp_path: Path) -> None:
+    """One worker, ten deliveries: each step finds the worker busy and starts nothing; the flush must
+    not take that for "nothing left" when the delivery in flight ends a moment later."""
+    with Receiver() as receiver:
+        site = make_site(
+            tmp_path / "site", delivery="workers = 1", extra=hook_config(receiver.url, '["post.published"]')
+        )
+        state = State(site.state_dir)
+        try:
+            hooks = Webhooks(Site.load(site.root), state)
+            for i in range(10):
+                hooks.enqueue(Event("post.published", {"post": {"id": f"d{i}", "type": "posts"}}, key=f"d{i}"))
+        finally:
+            state.close()
+        flushed = cli("webhooks", "flush", "--site", str(site.root))
+        assert flushed.exit_code == 0, flushed.output
+        assert flushed.output.startswith("10 attempt(s) made; 0 delivery(ies) still pending"), flushed.output
+        assert len(receiver.snapshot()) == 10
