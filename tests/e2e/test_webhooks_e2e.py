@@ -264,17 +264,22 @@ def test_cms_build_delivers_its_change_set(tmp_path: Path) -> None:
     assert f"{site.site.base_url}/posts/post-1/" in by_name["build.completed"]["build"]["changed_urls"]
 
 
+def enqueue_published(site: Site, n: int) -> None:
+    """Queue `n` post.published events as another process would (no deliverer running here)."""
+    state = State(site.state_dir)
+    try:
+        hooks = Webhooks(Site.load(site.root), state)
+        for i in range(n):
+            hooks.enqueue(Event("post.published", {"post": {"id": f"d{i}", "type": "posts"}}, key=f"d{i}"))
+    finally:
+        state.close()
+
+
 def test_events_enqueued_by_a_command_are_signed_with_the_subscriptions_secret(tmp_path: Path) -> None:
     """`cms webhooks flush` sends what another process queued (no server running)."""
     with Receiver() as receiver:
         site = make_site(tmp_path / "site", extra=hook_config(receiver.url, '["post.published"]'))
-        state = State(site.state_dir)
-        try:
-            hooks = Webhooks(Site.load(site.root), state)
-            for i in range(5):
-                hooks.enqueue(Event("post.published", {"post": {"id": f"d{i}", "type": "posts"}}, key=f"d{i}"))
-        finally:
-            state.close()
+        enqueue_published(site, 5)
         flushed = cli("webhooks", "flush", "--site", str(site.root))
         assert flushed.exit_code == 0 and flushed.output.startswith("5 attempt(s) made"), flushed.output
         hits = receiver.snapshot()
@@ -290,13 +295,7 @@ def test_a_flush_with_every_worker_busy_still_sends_what_waits(tmp_path: Path) -
         site = make_site(
             tmp_path / "site", delivery="workers = 1", extra=hook_config(receiver.url, '["post.published"]')
         )
-        state = State(site.state_dir)
-        try:
-            hooks = Webhooks(Site.load(site.root), state)
-            for i in range(10):
-                hooks.enqueue(Event("post.published", {"post": {"id": f"d{i}", "type": "posts"}}, key=f"d{i}"))
-        finally:
-            state.close()
+        enqueue_published(site, 10)
         flushed = cli("webhooks", "flush", "--site", str(site.root))
         assert flushed.exit_code == 0, flushed.output
         assert flushed.output.startswith("10 attempt(s) made; 0 delivery(ies) still pending"), flushed.output
