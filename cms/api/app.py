@@ -255,7 +255,7 @@ def create_app(
         keys=Keys(state, clock),
         bus=bus,
         clock=clock,
-        limiter=RateLimiter(site.state_dir, shared=shared_limits),
+        limiter=RateLimiter(site.state_dir, lambda: clock().timestamp(), shared=shared_limits),  # (one clock)
         audit=AuditLog(site.state_dir),
         answers=ReadyAnswers(),
     )
