@@ -989,7 +989,7 @@ def build(
     out.mkdir(parents=True, exist_ok=True)
     mpath = manifest_path(site, out)
     stored, was_pending = _load_manifest(mpath)
-    old_outputs: dict[str, str] = {} if clean else stored.get("outputs", {})
+    old_outputs: dict[str, str] = {} if clean else _trusted_outputs(stored)
     old_docs: dict[str, Any] | None = stored.get("docs")  # --clean re-renders, but changes are still changes
     env = make_environment(site)
     s, content, reused = _content_plan(
@@ -1060,10 +1060,12 @@ def build(
             source="build",
         )
     )
-    if output.written or output.removed:
-        _sync(out, output.written, output.removed)  # renamed into place without fsync: made durable once
-    if was_pending or signatures != stored.get("outputs") or docs_now != old_docs:
-        _write_manifest(mpath, signatures, docs_now)
+    recorded = stored.get("unsynced") if isinstance(stored.get("unsynced"), dict) else None
+    # (Outputs not synced in another boot were all checked again by this build: nothing left pending.)
+    before = recorded if recorded is not None and recorded.get("boot") == _boot_id() else None
+    unsynced = _sync(out, output.written, output.removed, before) if output.written or output.removed else before
+    if was_pending or signatures != stored.get("outputs") or docs_now != old_docs or unsynced != recorded:
+        _write_manifest(mpath, signatures, docs_now, unsynced)
     if was_pending:
         _pending_path(mpath).unlink(missing_ok=True)
     return BuildResult(
@@ -1071,11 +1073,40 @@ def build(
     )
 
 
-def _sync(out: Path, written: list[str], removed: list[str]) -> None:
-    """Make this build's writes durable: each file and folder for a few, one system-wide sync for many."""
+# Outputs renamed into place are in the page cache, not yet on disk. Many of them are not synced at
+# the end of the build (at 10,000 posts a system-wide sync took most of a second, more on a busy
+# disk): the manifest says under which boot they were written instead, and is trusted only in that
+# boot. Only a crash of the machine loses page-cache data, and it changes the boot id, so the next
+# build then checks every output again (files whose bytes are right are left alone).
+_WRITEBACK_S = 60.0  # the kernel writes dirty pages back within 30 s: a sync after this is cheap
+
+
+@functools.cache
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip() or None
+    except OSError:
+        return None  # (not Linux: every build syncs)
+
+
+def _trusted_outputs(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's output signatures, unless they were not synced and the machine restarted since."""
+    unsynced = manifest.get("unsynced")
+    if isinstance(unsynced, dict) and unsynced.get("boot") != _boot_id():
+        return {}
+    outputs = manifest.get("outputs")
+    return outputs if isinstance(outputs, dict) else {}
+
+
+def _sync(out: Path, written: list[str], removed: list[str], unsynced: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Make this build's writes durable, or record that they are not yet; returns what the manifest
+    records (None: everything is on disk). `unsynced` is the record of an earlier build."""
+    boot = _boot_id()
     if len(written) + len(removed) > 64:
+        if boot is not None:
+            return {"boot": boot, "at": time.time()}
         os.sync()
-        return
+        return None
     folders = {(out / key).parent for key in written + removed}
     for path in [*(out / key for key in written), *folders]:
         with contextlib.suppress(FileNotFoundError):
@@ -1084,10 +1115,16 @@ def _sync(out: Path, written: list[str], removed: list[str]) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+    if unsynced is not None and time.time() - float(unsynced.get("at", 0)) >= _WRITEBACK_S:
+        os.sync()  # an earlier large build's files: long written back by now, so this costs little
+        return None
+    return unsynced
 
 
-def _write_manifest(path: Path, outputs: dict[str, str], docs: dict[str, Any] | None) -> None:
-    data = {"version": MANIFEST_VERSION, "outputs": outputs, "docs": docs}
+def _write_manifest(
+    path: Path, outputs: dict[str, str], docs: dict[str, Any] | None, unsynced: dict[str, Any] | None
+) -> None:
+    data = {"version": MANIFEST_VERSION, "outputs": outputs, "docs": docs, "unsynced": unsynced}
     atomic_write(path, orjson.dumps(data, option=orjson.OPT_SORT_KEYS))  # (at 10,000 posts, 10x json's speed)
 
 

@@ -6,8 +6,9 @@ in a build is a bug in the plan and raises (pelican's FileOverwriteFailedError).
 
 Files are replaced atomically (temp file + rename) but not fsync'd one by one: two fsyncs per file
 were most of the time of writing a build, and the output can always be rendered again. The build
-forgets the signatures of what it is about to write before it starts, and syncs once before it
-records the new ones, so an interrupted build is redone, never trusted.
+forgets the signatures of what it is about to write before it starts, so an interrupted build is
+redone, never trusted; a few files are synced before the new signatures are recorded, many are
+trusted only in the boot they were written in (see `build._sync`).
 """
 
 from __future__ import annotations

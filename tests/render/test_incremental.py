@@ -4,6 +4,7 @@ builds are byte-for-byte deterministic (also with the process pool), and changes
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -428,3 +429,62 @@ def test_the_process_pool_gives_the_same_bytes(tmp_path: Path, monkeypatch: pyte
     sample = next((tmp_path / "parallel" / "posts").glob("*/index.html")).read_text(encoding="utf-8")
     assert re.search(r'<pre><code class="language-\w+">', sample) or "<pre>" in sample
     shutil.rmtree(tmp_path / "bench")
+
+
+# -- syncing: large builds are trusted for the boot they were written in ----------------------------
+
+
+def _manifest(site: Site, out: Path) -> dict[str, object]:
+    return json.loads(build_module.manifest_path(site, out).read_text(encoding="utf-8"))
+
+
+def _syncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    monkeypatch.setattr(build_module.os, "sync", lambda: calls.append(1))
+    return calls
+
+
+def test_a_large_build_is_not_synced_but_recorded_for_this_boot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    syncs = _syncs(monkeypatch)
+    site = copy_demo(tmp_path / "site")
+    out = tmp_path / "public"
+    _, result = build_site(site, out)
+    assert len(result.written) > 64 and syncs == []
+    unsynced = _manifest(site, out)["unsynced"]
+    assert isinstance(unsynced, dict) and unsynced["boot"] == build_module._boot_id()
+
+
+def test_after_a_restart_unsynced_outputs_are_checked_again(
+    site: Site, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash of the machine changes the boot id: the outputs of a build that was never synced are
+    rendered and compared again; the ones whose bytes are right stay untouched."""
+    before = snapshot(out)
+    path = build_module.manifest_path(site, out)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["unsynced"] = {"boot": "another-boot", "at": time.time()}
+    path.write_text(json.dumps(data), encoding="utf-8")
+    rendered = count_renders(monkeypatch)
+    _, result = build_site(site, out)
+    assert len(rendered) > 64 and result.written == []  # everything checked again, nothing was wrong
+    assert_untouched(before, out, except_=set())
+    assert _manifest(site, out)["unsynced"] is None  # checked just now: nothing pending any more
+    rendered.clear()
+    build_site(site, out)
+    assert rendered == []  # and trusted again
+
+
+def test_a_small_build_later_syncs_what_a_large_one_left(
+    site: Site, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = build_module.manifest_path(site, out)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["unsynced"] = {"boot": build_module._boot_id(), "at": time.time() - 120}
+    path.write_text(json.dumps(data), encoding="utf-8")
+    syncs = _syncs(monkeypatch)
+    edit(site, f"posts/{POST}.md", lambda t: t.replace("Water is the ingredient", "Water is the one ingredient"))
+    _, result = build_site(site, out)
+    assert set(result.written) == BODY_EDIT_OUTPUTS and syncs == [1]
+    assert _manifest(site, out)["unsynced"] is None
