@@ -943,6 +943,13 @@ def _load_manifest(path: Path) -> tuple[dict[str, Any], set[str]]:
         pending = set(json.loads(_pending_path(path).read_text(encoding="utf-8")))
     except (FileNotFoundError, ValueError, TypeError):
         pending = set()
+    unsynced = data.get("unsynced")
+    if unsynced is not None and not (
+        isinstance(unsynced, dict)
+        and isinstance(unsynced.get("boot"), str)
+        and isinstance(unsynced.get("at"), int | float)
+    ):
+        data["unsynced"] = {"boot": None, "at": 0.0}  # unreadable: as if from another boot (all checked again)
     if pending and isinstance(data.get("outputs"), dict):
         data["outputs"] = {k: v for k, v in data["outputs"].items() if k not in pending}
     return data, pending
@@ -1060,7 +1067,7 @@ def build(
             source="build",
         )
     )
-    recorded = stored.get("unsynced") if isinstance(stored.get("unsynced"), dict) else None
+    recorded = stored.get("unsynced")
     # (Outputs not synced in another boot were all checked again by this build: nothing left pending.)
     before = recorded if recorded is not None and recorded.get("boot") == _boot_id() else None
     unsynced = _sync(out, output.written, output.removed, before) if output.written or output.removed else before
@@ -1092,7 +1099,7 @@ def _boot_id() -> str | None:
 def _trusted_outputs(manifest: dict[str, Any]) -> dict[str, Any]:
     """The manifest's output signatures, unless they were not synced and the machine restarted since."""
     unsynced = manifest.get("unsynced")
-    if isinstance(unsynced, dict) and unsynced.get("boot") != _boot_id():
+    if unsynced is not None and (unsynced["boot"] is None or unsynced["boot"] != _boot_id()):
         return {}
     outputs = manifest.get("outputs")
     return outputs if isinstance(outputs, dict) else {}
@@ -1115,7 +1122,7 @@ def _sync(out: Path, written: list[str], removed: list[str], unsynced: dict[str,
                 os.fsync(fd)
             finally:
                 os.close(fd)
-    if unsynced is not None and time.time() - float(unsynced.get("at", 0)) >= _WRITEBACK_S:
+    if unsynced is not None and time.time() - unsynced["at"] >= _WRITEBACK_S:
         os.sync()  # an earlier large build's files: long written back by now, so this costs little
         return None
     return unsynced

@@ -488,3 +488,21 @@ def test_a_small_build_later_syncs_what_a_large_one_left(
     _, result = build_site(site, out)
     assert set(result.written) == BODY_EDIT_OUTPUTS and syncs == [1]
     assert _manifest(site, out)["unsynced"] is None
+
+
+@pytest.mark.parametrize(
+    "record",
+    ["yesterday", 42, [], {}, {"boot": 7, "at": 1.0}, {"boot": "x"}, {"boot": None, "at": "soon"}],
+    ids=repr,
+)
+def test_an_unreadable_sync_record_means_checking_everything_again(
+    site: Site, out: Path, monkeypatch: pytest.MonkeyPatch, record: object
+) -> None:
+    path = build_module.manifest_path(site, out)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["unsynced"] = record
+    path.write_text(json.dumps(data), encoding="utf-8")
+    rendered = count_renders(monkeypatch)
+    _, result = build_site(site, out)
+    assert result.ok and result.written == [] and len(rendered) > 64
+    assert _manifest(site, out)["unsynced"] is None
