@@ -79,23 +79,28 @@ def wait_healthy(proc: subprocess.Popen[bytes], port: int, timeout: float = 120.
     raise SystemExit(f"the server did not start within {timeout:g} s")
 
 
+def serve_command(site: Path, port: int, *args: str) -> list[str]:
+    """`python -m cms serve` on 127.0.0.1 for a site folder (the benches' and the end-to-end tests')."""
+    return [
+        sys.executable,
+        "-m",
+        "cms",
+        "serve",
+        "--site",
+        str(site),
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        *args,
+    ]
+
+
 def start_server(site: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
     """`cms serve` (API only) on a corpus, with an admin key; returns once it answers."""
     token = create_key(site)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cms",
-            "serve",
-            "--site",
-            str(site),
-            "--port",
-            str(port),
-            "--no-preview",
-            "--log-level",
-            "warning",
-        ],
+        serve_command(site, port, "--no-preview", "--log-level", "warning"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

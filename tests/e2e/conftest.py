@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.api import serve_command
+
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
@@ -96,19 +98,7 @@ def launch(site: Path, log: Path, *args: str, timeout: float = START_TIMEOUT_S) 
     port = free_port()
     with open(log, "wb") as stderr:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cms",
-                "serve",
-                "--site",
-                str(site),
-                "--port",
-                str(port),
-                "--host",
-                "127.0.0.1",
-                *args,
-            ],
+            serve_command(site, port, *args),
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )

@@ -16,7 +16,6 @@ import functools
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -28,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from bench.api import serve_command
 from tests.render import REPO, build_site, copy_demo
 
 CHROMIUM = "/usr/bin/chromium"
@@ -195,18 +195,7 @@ def preview(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     log = tmp_path / "serve.log"
     with open(log, "wb") as sink:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cms",
-                "serve",
-                "--site",
-                str(site.root),
-                "--port",
-                str(port),
-                "--host",
-                "127.0.0.1",
-            ],
+            serve_command(site.root, port),
             stdout=sink,
             stderr=subprocess.STDOUT,
             cwd=tmp_path,

@@ -25,6 +25,7 @@ import pytest
 from click.testing import CliRunner
 from standardwebhooks import Webhook as Verifier
 
+from bench.api import serve_command
 from bench.webhooks import Hit, Receiver, Reply, make_site
 from cms.cli import main
 from cms.config import Site
@@ -61,7 +62,7 @@ class Serve:
         self.base = f"http://127.0.0.1:{port}"
         with open(log, "ab") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cms", "serve", "--site", str(site), "--port", str(port), "--no-preview"],
+                serve_command(site, port, "--no-preview"),
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
             )
