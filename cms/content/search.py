@@ -164,8 +164,7 @@ class FullText:
         self._db.execute(f"CREATE VIRTUAL TABLE temp.scratch USING fts5(title, excerpt, body, content='', {tokenize})")
         self._db.execute("CREATE VIRTUAL TABLE temp.scratch_instances USING fts5vocab(temp, scratch, instance)")
         self._rowids: dict[str, int] = {}
-        self._ids: dict[int, str] = {}
-        self._id_of: npt.NDArray[np.object_] = np.full(64, None, dtype=object)  # rowid -> id, for arrays
+        self._id_of: npt.NDArray[np.object_] = np.full(64, None, dtype=object)  # rowid -> id (None: removed)
         self._next = 1
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -219,7 +218,6 @@ class FullText:
         rowid = self._next
         self._next += 1
         self._rowids[doc_id] = rowid
-        self._ids[rowid] = doc_id
         if rowid >= len(self._id_of):
             self._id_of = np.concatenate([self._id_of, np.full(len(self._id_of), None, dtype=object)])
         self._id_of[rowid] = doc_id
@@ -229,7 +227,6 @@ class FullText:
         self._version += 1
         rowid = self._rowids.pop(doc_id, None)
         if rowid is not None:
-            del self._ids[rowid]
             self._id_of[rowid] = None
             self._db.execute("DELETE FROM fts WHERE rowid = ?", (rowid,))
             for arrays in (self._arrays, self._building):
@@ -398,12 +395,8 @@ class FullText:
             if cached is not None and cached[0] == self._version:
                 return cached[1]
             rowids = self._rank(text, "auto")
-            if isinstance(rowids, np.ndarray):  # (arrays: rows alive, all in the map)
-                result: list[str] = self._id_of[rowids].tolist()
-            else:
-                assert rowids is not None  # (the FTS5 path always answers)
-                ids = self._ids
-                result = [ids[rowid] for rowid in rowids if rowid in ids]
+            assert rowids is not None  # (the FTS5 path always answers)
+            result: list[str] = [doc_id for doc_id in self._id_of[rowids].tolist() if doc_id is not None]
             if len(self._ranked) > 256:
                 self._ranked.clear()
             self._ranked[query] = (self._version, result)
@@ -425,7 +418,7 @@ class FullText:
             if rowids is None:
                 return None
             listed = rowids.tolist() if isinstance(rowids, np.ndarray) else rowids
-            return [(self._ids[r], s) for r, s in zip(listed, scores, strict=True)]
+            return [(self._id_of[r], s) for r, s in zip(listed, scores, strict=True)]
 
     def _rank(self, text: str, method: str, scores: list[float] | None = None) -> Ints | list[int] | None:
         """Matching rows best first, their scores appended to `scores` if given (caller holds the lock).
@@ -500,9 +493,9 @@ class FullText:
             ).fetchall()
         # Marked with control characters, then escaped: a body's own HTML must not reach a client as markup.
         return {
-            self._ids[rowid]: html.escape(snip).replace("\x01", "<mark>").replace("\x02", "</mark>")
+            self._id_of[rowid]: html.escape(snip).replace("\x01", "<mark>").replace("\x02", "</mark>")
             for rowid, snip in rows
-            if rowid in self._ids
+            if self._id_of[rowid] is not None
         }
 
     def __len__(self) -> int:
