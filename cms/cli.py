@@ -142,6 +142,26 @@ def check(site_path: str | None) -> None:
     click.echo(f"ok: {len(index)} documents, {len(index.types)} content types, no problems")
 
 
+@main.command()
+@click.option("--strict", is_flag=True, help="Exit 1 when anything is missing or differs from the lock.")
+def doctor(strict: bool) -> None:
+    """Versions in use, optional features, and the command that fixes what is missing."""
+    from cms import doctor as diagnosis
+
+    findings = diagnosis.diagnose()
+    width = max(len(f.name) for f in findings)
+    marks = {diagnosis.OK: "ok", diagnosis.MISSING: "MISSING", diagnosis.DIFFERS: "DIFFERS"}
+    for finding in findings:
+        click.echo(f"{finding.name:<{width}}  {marks[finding.status]:<7}  {finding.detail}")
+    fixes = sorted({f.fix for f in findings if f.status != diagnosis.OK and f.fix})
+    if fixes:
+        click.echo("\nto fix:")
+        for fix in fixes:
+            click.echo(f"  {fix}")
+    if strict and any(f.status != diagnosis.OK for f in findings):
+        sys.exit(EXIT_PROBLEMS)
+
+
 @main.command(name="index")
 @site_option
 @handle_errors

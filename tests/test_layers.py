@@ -40,6 +40,7 @@ LAYERS = {
     "cms.scaffold": 2,
     "cms.api": 3,
     "cms.render.build": 3,
+    "cms.doctor": 3,
     "cms.cli": 4,
     "cms.serve": 4,
     "cms.__main__": 4,

@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from cms.errors import Invalid, UnsupportedMediaType
 
@@ -190,6 +190,11 @@ def encode(im: Image.Image, fmt: str, settings: Settings, icc: bytes | None) -> 
     else:  # pragma: no cover - callers pass one of the two
         raise ValueError(fmt)
     return out.getvalue()
+
+
+def encodable_formats() -> dict[str, bool]:
+    """Which derivative formats this Pillow build can encode (`cms doctor` reports them)."""
+    return {fmt: bool(features.check(fmt)) for fmt in ("avif", "webp")}
 
 
 # -- stripping the original (media.strip_original) ------------------------------------------
