@@ -550,6 +550,41 @@ def webhooks_secret(webhook_id: str, site_path: str | None) -> None:
 
 
 @main.group()
+def state() -> None:
+    """Back up and restore the site's local state in .cms/ (keys, webhooks, outbox, audit log)."""
+
+
+@state.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False))
+@site_option
+@handle_errors
+def state_backup(file: str, site_path: str | None) -> None:
+    """Write a consistent copy of every state database to FILE (a zip); safe while `cms serve` runs."""
+    from cms.backup import backup
+
+    manifest = backup(_site(site_path), Path(file))
+    for entry in manifest.files:
+        click.echo(f"{entry.name:<16}{entry.bytes:>12,} bytes")
+    click.echo(f"backed up {len(manifest.files)} file(s) to {file} (format {manifest.format_version})")
+
+
+@state.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False))
+@site_option
+@handle_errors
+def state_restore(file: str, site_path: str | None) -> None:
+    """Replace .cms/ state with the backup FILE (old state kept in .cms/replaced-<time>/); stop the server first."""
+    from cms.backup import restore
+
+    done = restore(_site(site_path), Path(file))
+    for entry in done.manifest.files:
+        click.echo(f"restored {entry.name}")
+    if done.replaced:
+        click.echo(f"the state it replaced is in {done.replaced}")
+    click.echo(f"restored the state of {done.manifest.created_at} (cms {done.manifest.cms_version})")
+
+
+@main.group()
 def media() -> None:
     """The media library in uploads/: rebuild derivatives and sidecars."""
 

@@ -35,6 +35,7 @@ LAYERS = {
     "cms.watch": 2,
     "cms.media": 2,
     "cms.auth": 2,
+    "cms.backup": 2,
     "cms.events.webhooks": 2,
     "cms.events.scheduler": 2,
     "cms.scaffold": 2,
