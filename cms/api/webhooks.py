@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cms.content.query import _int
+from cms.content.query import int_param
 from cms.errors import Invalid, NotFound
 from cms.events.bus import Event
 from cms.events.webhooks import KNOWN_EVENTS, Webhooks
@@ -77,8 +77,8 @@ async def list_deliveries(request: Request) -> Response:
     require(request, "admin")
     params = query_params(request)
     only_params(params, ("page", "per_page"))
-    page = _int(params, "page", 1, 1, 1_000_000)
-    per_page = _int(params, "per_page", 50, 1, 200)
+    page = int_param(params, "page", 1, 1, 1_000_000)
+    per_page = int_param(params, "per_page", 50, 1, 200)
     rows, total = _hooks(request).deliveries(request.path_params["id"], limit=per_page, offset=(page - 1) * per_page)
     pages = max(1, -(-total // per_page))
     return json_response(
