@@ -8,6 +8,7 @@ Nothing else in the package reads cms.toml or the environment.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import itertools
 import re
 import tomllib
@@ -72,7 +73,14 @@ class ApiSection:
 @dataclass(frozen=True)
 class NetworkSection:
     allow_private_addresses: bool = _h(
-        False, "Let webhooks and image localization reach private, loopback and link-local addresses."
+        False,
+        "Let webhooks and image localization reach every private and loopback address (for local test setups;"
+        " prefer allowed_hosts). Never link-local or cloud metadata addresses.",
+    )
+    allowed_hosts: list[str] = _h(
+        [],
+        "Host names and IP addresses that webhooks and image localization may reach although they are private"
+        ' (any port), e.g. ["10.0.0.5", "n8n.internal"]. Never link-local or cloud metadata addresses.',
     )
 
 
@@ -279,6 +287,7 @@ def _check(site: Site) -> None:
                     f"{section}.{key} must be a positive integer, got {value!r}", key=f"{section}.{key}", value=value
                 )
     _check_media(site.media)
+    _check_hosts(site.network.allowed_hosts)
     per_page, most = site.defaults.per_page, site.defaults.max_per_page
     if not 1 <= per_page <= most:
         raise ConfigError(
@@ -314,6 +323,25 @@ def _check(site: Site) -> None:
     if clash:
         name = sorted(clash)[0]
         raise ConfigError(f"taxonomy name {name!r} is reserved", key=f"taxonomies.{name}", value=name)
+
+
+# A bare host name (letters, digits, `-`, `_`, dots) or an IP address; no scheme, port, path or wildcard.
+_HOST_NAME_RE = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*\.?", re.IGNORECASE)
+
+
+def _check_hosts(hosts: list[str]) -> None:
+    for host in hosts:
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+            continue
+        except ValueError:
+            pass
+        if len(host) > 253 or not _HOST_NAME_RE.fullmatch(host):
+            raise ConfigError(
+                f"network.allowed_hosts entries must be bare host names or IP addresses, got {host!r}",
+                key="network.allowed_hosts",
+                value=host,
+            )
 
 
 def _check_media(media: MediaSection) -> None:

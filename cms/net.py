@@ -6,6 +6,11 @@ NAT64 (64:ff9b::/96), 6to4 (2002::/16) and Teredo forms of 127.0.0.1 and multica
 it, so each answer is unwrapped first. The vetted address is then pinned for the connection
 (the request goes to the IP with the original Host header and TLS server name), so DNS cannot
 change between the check and the connect.
+
+Two ways past the public-only rule ([network] in cms.toml): `allowed_hosts` opens the hosts and
+addresses it names (any port), `allow_private_addresses` every private and loopback range (the
+broad switch of local test setups). Neither opens link-local addresses or the cloud metadata
+services, in any embedded form: those carry instance credentials and no receiver lives there.
 """
 
 from __future__ import annotations
@@ -20,7 +25,12 @@ from cms.errors import BadRequest
 
 Resolver = Callable[[str, int], list[str]]
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215 local-use prefix; /96 inside it is usual
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # the deprecated ::a.b.c.d form
 _EXTRA_BLOCKED = [ipaddress.ip_network(n) for n in ("100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15", "0.0.0.0/8")]
+# Metadata services outside the link-local ranges (169.254.169.254 is inside 169.254.0.0/16):
+# AWS's IPv6 endpoint, Google Cloud's IPv6 endpoint and Alibaba Cloud's (inside 100.64.0.0/10).
+_METADATA = [ipaddress.ip_network(n) for n in ("fd00:ec2::254/128", "fd20:ce::254/128", "100.100.100.200/32")]
 
 
 class BlockedTarget(BadRequest):
@@ -47,9 +57,18 @@ def _unwrap(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress
             out.append(ip.sixtofour)
         if ip.teredo:
             out.extend(ip.teredo)
-        if ip in _NAT64:
+        if ip in _NAT64 or ip in _NAT64_LOCAL or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
             out.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
     return out
+
+
+def is_forbidden(address: str) -> bool:
+    """Whether an address is never reached: link-local or a cloud metadata service, in any embedded form."""
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return True
+    return any(c.is_link_local or any(c in n for n in _METADATA) for c in _unwrap(ip))
 
 
 def is_public(address: str) -> bool:
@@ -89,10 +108,16 @@ def vet_url(
     url: str,
     *,
     allow_private: bool = False,
+    allowed_hosts: tuple[str, ...] = (),
     resolver: Resolver = system_resolver,
     allowed_ports: tuple[int, ...] = (80, 443),
 ) -> Target:
-    """Check a URL and resolve it once; BlockedTarget says why it may not be fetched."""
+    """Check a URL and resolve it once; BlockedTarget says why it may not be fetched.
+
+    `allowed_hosts` names hosts and IP addresses that may be private and use any port;
+    `allow_private` opens every private and loopback address and port. Link-local and metadata
+    addresses are refused whatever either says.
+    """
     if not isinstance(url, str) or len(url) > 2048:
         raise BlockedTarget("the URL must be a string of at most 2048 characters")
     try:
@@ -108,20 +133,43 @@ def vet_url(
     if not host:
         raise BlockedTarget("the URL has no host")
     port = port or (443 if parts.scheme == "https" else 80)
-    if not allow_private and port not in allowed_ports:
-        raise BlockedTarget(f"port {port} is not allowed")
     literal = _literal_ip(host)
+    named = _allowed(allowed_hosts)
+    host_named = (literal or host.rstrip(".")) in named
+    if not (allow_private or host_named) and port not in allowed_ports:
+        raise BlockedTarget(f"port {port} is not allowed")
     addresses = [literal] if literal else resolver(host, port)
     if not addresses:
         raise BlockedTarget(f"{host!r} has no address")
-    if not allow_private:
-        bad = [a for a in addresses if not is_public(a)]
+    if any(is_forbidden(a) for a in addresses):  # before any opening: nothing opens these
+        raise BlockedTarget(f"{host!r} resolves to a link-local or cloud metadata address")
+    if not allow_private and not host_named:
+        bad = [a for a in addresses if not is_public(a) and _normal_ip(a) not in named]
         if bad:
-            raise BlockedTarget(f"{host!r} resolves to a private, loopback or reserved address")
+            raise BlockedTarget(
+                f"{host!r} resolves to a private, loopback or reserved address; name it in [network] allowed_hosts"
+            )
     address = addresses[0]
     netloc = f"[{address}]" if ":" in address else address
     pinned = urlunsplit((parts.scheme, f"{netloc}:{port}", parts.path or "/", parts.query, ""))
     return Target(url=url, host=host, port=port, address=address, pinned_url=pinned)
+
+
+def _normal_ip(address: str) -> str:
+    try:
+        return str(ipaddress.ip_address(address.split("%")[0]))
+    except ValueError:
+        return address
+
+
+def _allowed(hosts: tuple[str, ...]) -> frozenset[str]:
+    """`allowed_hosts` as compared: names in lower case without a trailing dot, addresses normalized."""
+    out = set()
+    for entry in hosts:
+        text = entry.strip().lower().rstrip(".")
+        literal = _literal_ip(text) if text else None
+        out.add(literal or text)
+    return frozenset(out)
 
 
 def _literal_ip(host: str) -> str | None:

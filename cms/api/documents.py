@@ -15,13 +15,12 @@ from starlette.routing import Route
 
 from cms.auth import ApiKey
 from cms.content.model import Document, Status
-from cms.content.query import Page, Query, parse_query, run
+from cms.content.query import Page, Query, bool_param, parse_query, run
 from cms.errors import Forbidden, Invalid, NotFound
 
 from .answers import Answer
 from .http import (
     dumps,
-    flag,
     if_match,
     may_see_unpublished,
     only_params,
@@ -253,7 +252,7 @@ async def _delete(request: Request, type_name: str | None, ref: str) -> Response
     params = query_params(request)
     only_params(params, ("permanent",))
     match = if_match(request, required=svc.site.api.require_if_match)
-    if flag(params, "permanent"):
+    if bool_param(params, "permanent"):
         await run_in_threadpool(lambda: svc.store.delete(doc, if_match=match))
         return Response(status_code=204)
     trashed = await run_in_threadpool(lambda: svc.store.set_status(doc, "trash", if_match=match))

@@ -208,17 +208,6 @@ def only_params(params: dict[str, Any], allowed: tuple[str, ...]) -> None:
         )
 
 
-def flag(params: dict[str, Any], name: str) -> bool:
-    raw = params.get(name)
-    if raw is None:
-        return False
-    if isinstance(raw, str) and raw.lower() in ("1", "true", "yes", ""):
-        return True
-    if isinstance(raw, str) and raw.lower() in ("0", "false", "no"):
-        return False
-    raise BadRequest(f"{name} must be true or false")
-
-
 def if_match(request: Request, *, required: bool) -> str | None:
     value = request.headers.get("if-match")
     if value is None and required:
@@ -235,15 +224,23 @@ def credentials(request: Request) -> tuple[str | None, str | None]:
     `api_token` in the query string or JSON body counts only where the site enables it (it ends up
     in logs and browser history, so it is off by default).
     """
-    token = request.headers.get("x-api-key")
-    auth = request.headers.get("authorization")
-    if token is None and auth:
-        scheme, _, value = auth.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            token = value.strip()
+    # An empty or blank header counts as absent (clients and proxies send `X-API-Key:` beside a real
+    # Authorization), and so does a header repeated with one empty copy: the first value that holds
+    # something is the credential.
+    token = _first_value(request.headers.getlist("x-api-key"))
+    if token is None:
+        for auth in request.headers.getlist("authorization"):
+            scheme, _, value = auth.strip().partition(" ")
+            if scheme.lower() == "bearer" and value.strip():
+                token = value.strip()
+                break
     if token is None and services(request).site.api.allow_query_token:
-        token = request.query_params.get("api_token") or request.scope.get("body_token")
-    return token, request.headers.get("x-api-secret")
+        token = request.query_params.get("api_token") or request.scope.get("body_token") or None
+    return token, _first_value(request.headers.getlist("x-api-secret"))
+
+
+def _first_value(values: list[str]) -> str | None:
+    return next((v.strip() for v in values if v.strip()), None)
 
 
 def client_address(request: Request) -> str:

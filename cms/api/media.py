@@ -26,13 +26,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from cms.content.query import Page
+from cms.content.query import Page, bool_param
 from cms.content.write import TEMP_PREFIX
 from cms.errors import BadRequest, Conflict, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType
 from cms.events.bus import Event
 from cms.media import MediaItem, MediaLibrary, localize, sniff
 
-from .http import flag, json_response, only_params, query_params, read_json, require, services
+from .http import json_response, only_params, query_params, read_json, require, services
 
 MULTIPART_FIELDS = ("image", "file", "alt", "alt_text", "caption", "credit", "folder", "filename")
 JSON_FIELDS = ("filename", "data", "alt", "alt_text", "caption", "credit", "folder")
@@ -228,7 +228,7 @@ async def delete_media(request: Request) -> Response:
     svc = services(request)
     library = _library(request)
     item = library.get(request.path_params["id"])
-    if not flag(params, "force"):
+    if not bool_param(params, "force"):
         users = await run_in_threadpool(library.references, item, list(svc.index.docs.values()))
         if users:
             listed = [{"id": d.id, "type": d.type, "slug": d.slug, "title": d.title} for d in users]
@@ -334,6 +334,7 @@ async def _localize(request: Request, body: dict[str, Any]) -> list[dict[str, An
             content,
             ingest,
             allow_private=svc.site.network.allow_private_addresses,
+            allowed_hosts=tuple(svc.site.network.allowed_hosts),
             max_bytes=svc.site.media.max_bytes,
             skip_prefixes=(f"{base}/uploads/",),
         )

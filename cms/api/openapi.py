@@ -24,6 +24,7 @@ from cms import __version__
 from cms.auth import SCOPES
 from cms.config import Site
 from cms.content.index import Index
+from cms.content.limits import MAX_ITEM_CHARS, MAX_LIST_ITEMS, MAX_TITLE_CHARS
 from cms.content.model import BASE_KEYS, FIELD_TYPE_ALIASES, FIELD_TYPES, ContentType, Field, Status
 from cms.content.query import OPERATORS, PARAMS
 from cms.content.store import STATUS_INPUTS
@@ -725,11 +726,17 @@ def _input_schema(ctype: ContentType | None) -> dict[str, Any]:
             schema = {**schema, "maxLength": f.max_length}
         return schema
 
-    strings = {"type": ["string", "array", "null"], "items": {"type": "string"}}
+    # The limits of cms/content/limits.py (a comma-separated string is counted by the server).
+    strings = {
+        "type": ["string", "array", "null"],
+        "items": {"type": "string", "maxLength": MAX_ITEM_CHARS},
+        "maxItems": MAX_LIST_ITEMS,
+    }
     date_time = {"type": ["string", "null"], "format": "date-time"}
     nullable_text = {"type": ["string", "null"]}
     builtin = ctype is None or ctype.builtin
     title = base("title", {"type": "string", "minLength": 1} if builtin else {"type": ["string", "null"]})
+    title["maxLength"] = min(title.get("maxLength", MAX_TITLE_CHARS), MAX_TITLE_CHARS)
     props: dict[str, Any] = {
         "title": {**title, "description": "Required on create and replace"},
         "content": {"type": ["string", "null"], "description": "Markdown body (null on PATCH: unchanged)"},

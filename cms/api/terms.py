@@ -11,9 +11,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cms.content.index import Index
+from cms.content.query import bool_param
 from cms.errors import BadRequest, NotFound
 
-from .http import flag, json_response, only_params, query_params, read_json, require, services
+from .http import json_response, only_params, query_params, read_json, require, services
 from .serialize import author_dict, term_dict
 
 _COUNT_TTL_S = 1.0  # counts depend on time (scheduled posts go live): recompute at most once a second
@@ -62,7 +63,7 @@ async def list_terms(request: Request) -> Response:
     order = params.get("order_by", "name")
     if order not in ("name", "slug", "count"):  # a typo must not quietly sort by name
         raise BadRequest(f"order_by must be name, slug or count, got {order!r}")
-    hide_empty, nested = flag(params, "hide_empty"), flag(params, "nested")
+    hide_empty, nested = bool_param(params, "hide_empty"), bool_param(params, "nested")
     items = [
         term_dict(svc.index, t, counts, children=children.get(t.slug, []), base_url=svc.site.site.base_url)
         for t in terms.values()

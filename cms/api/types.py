@@ -10,9 +10,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cms.content.model import BUILTIN_TYPES, ContentType, content_type_from_dict
+from cms.content.query import bool_param
 from cms.errors import Invalid
 
-from .http import flag, json_response, only_params, query_params, read_json, require, services
+from .http import json_response, only_params, query_params, read_json, require, services
 
 
 def _type_dict(request: Request, ctype: ContentType) -> dict[str, Any]:
@@ -93,7 +94,7 @@ async def delete_type(request: Request) -> Response:
     params = query_params(request)
     only_params(params, ("force",))
     name = request.path_params["name"]
-    await run_in_threadpool(lambda: svc.store.delete_type(name, force=flag(params, "force")))
+    await run_in_threadpool(lambda: svc.store.delete_type(name, force=bool_param(params, "force")))
     return Response(status_code=204)
 
 

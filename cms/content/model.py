@@ -17,6 +17,8 @@ from datetime import UTC, date, datetime, time, tzinfo
 from enum import StrEnum
 from typing import Any
 
+from cms.content.limits import MAX_DESCRIPTION_CHARS, MAX_LIST_ITEMS, MAX_TITLE_CHARS
+
 
 class Status(StrEnum):
     DRAFT = "draft"
@@ -393,8 +395,8 @@ class ContentType:
 
 
 _COMMON_FIELDS = (
-    Field("title", "text", "Title", required=True, max_length=500),
-    Field("summary", "text", "Summary", max_length=1000),
+    Field("title", "text", "Title", required=True, max_length=MAX_TITLE_CHARS),
+    Field("summary", "text", "Summary", max_length=MAX_DESCRIPTION_CHARS),
     Field("date", "datetime", "Published at"),
     Field("updated", "datetime", "Updated at"),
     Field("expires", "datetime", "Expires at"),
@@ -561,8 +563,9 @@ def _check_value(f: Field, value: Any) -> list[str]:
             return [f"must be a list, got {_type_name(value)}"]
         if t == "tags" and not all(isinstance(v, str) for v in value):
             return ["must be a list of strings"]
-        if f.max_length is not None and len(value) > f.max_length:
-            return [f"must have at most {f.max_length} items"]
+        most = MAX_LIST_ITEMS if f.max_length is None else min(f.max_length, MAX_LIST_ITEMS)
+        if len(value) > most:
+            return [f"must have at most {most} items"]
         return []
     return []  # json: anything YAML can hold
 

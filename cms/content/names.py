@@ -86,11 +86,18 @@ def slugify(text: str, max_bytes: int = 80) -> str:
     text = unicodedata.normalize("NFKC", str(text)).lower()
     out: list[str] = []
     gap = False
+    # Enough characters collected: NFC makes one character of at most 4 (its longest canonical
+    # decomposition), so more than 4 * max_bytes of them are over max_bytes however they compose.
+    enough = 4 * max_bytes
     for ch in text:
         cat = unicodedata.category(ch)
         # Marks (accents, Indic vowel signs, Arabic harakat) belong to the letter before them: a
         # `[\W_]+` split, python-slugify's, turned "हिन्दी" into "ह-न-द".
         if cat[0] in "LN" or (cat[0] == "M" and out and not gap and not _is_variation(ch)):
+            # Stop before an ASCII character ("-" included): nothing composes with one, so the
+            # slug cut below is the same as from the whole title, and a long title costs no more.
+            if len(out) > enough and (gap or ch < "\x80"):
+                break
             if gap and out:
                 out.append("-")
             out.append(ch)
@@ -98,8 +105,9 @@ def slugify(text: str, max_bytes: int = 80) -> str:
         else:
             gap = True
     slug = unicodedata.normalize("NFC", "".join(out))
-    while len(slug.encode()) > max_bytes:
-        slug = slug[:-1].rstrip("-")
+    encoded = slug.encode()
+    if len(encoded) > max_bytes:  # one cut at a character boundary: trimming a character at a time was quadratic
+        slug = encoded[:max_bytes].decode("utf-8", "ignore").rstrip("-")
     while slug and unicodedata.category(slug[0])[0] == "M":  # a cut can leave a mark first
         slug = slug[1:]
     if not slug or slug.split(".")[0] in _RESERVED_STEMS:

@@ -19,6 +19,13 @@ from typing import Any
 
 from cms.config import Site
 from cms.content.index import Change, Index, Term
+from cms.content.limits import (
+    MAX_DESCRIPTION_CHARS,
+    MAX_TITLE_CHARS,
+    MAX_TYPE_FIELDS,
+    over_limits,
+    text_problems,
+)
 from cms.content.model import (
     ALIASES,
     BUILTIN_TYPES,
@@ -171,6 +178,7 @@ class Store:
         """Write a new document; slug from the title unless given (409 if an explicit one is taken)."""
         ctype = self.content_type(type_name)
         values = _canonical(values)
+        self._check_limits(ctype, values)  # before slugify and any per-item work
         body = values.pop("content", "")
         if body is None or not isinstance(body, str):
             raise Invalid({"content": ["must be a string"]})
@@ -216,6 +224,7 @@ class Store:
         """PATCH (merge) or PUT (replace) a document; 412 if `if_match` is not the file on disk."""
         ctype = self.content_type(doc.type)
         values = _canonical(values)
+        self._check_limits(ctype, values)  # before slugify and any per-item work
         given_id = values.pop("id", None)
         if given_id not in (None, doc.id):
             raise Invalid({"id": ["is read-only"]})
@@ -352,6 +361,13 @@ class Store:
             wanted = {t.strip().removeprefix("W/").strip('"') for t in if_match.split(",")}
             if "*" not in wanted and etag not in wanted:
                 raise PreconditionFailed("the document changed since you read it", current_etag=etag)
+
+    def _check_limits(self, ctype: ContentType, values: Mapping[str, Any]) -> None:
+        lists = {*_LIST_FIELDS, "author", "authors", *self.site.taxonomies}
+        lists.update(f.name for f in ctype.fields if f.type in ("tags", "list", "reference"))
+        errors = over_limits(values, lists)
+        if errors:
+            raise Invalid(errors)
 
     @staticmethod
     def _check_size(data: bytes) -> None:
@@ -509,6 +525,16 @@ class Store:
             raise BadRequest(f"{name!r} is reserved for taxonomies and authors")
         raw = {k: v for k, v in raw.items() if k not in ("builtin",)}
         raw["name"] = name
+        too_long = {
+            key: problems
+            for key, limit in (("label", MAX_TITLE_CHARS), ("description", MAX_DESCRIPTION_CHARS))
+            if (problems := text_problems(raw.get(key), limit))
+        }
+        fields = raw.get("fields")
+        if isinstance(fields, list | dict) and len(fields) > MAX_TYPE_FIELDS:
+            too_long["fields"] = [f"must have at most {MAX_TYPE_FIELDS} fields, got {len(fields)}"]
+        if too_long:
+            raise Invalid(too_long)
         try:
             ctype = content_type_from_dict(name, raw, base=BUILTIN_TYPES.get(name))
         except ValueError as exc:
@@ -562,6 +588,13 @@ class Store:
         name = values.get("name")
         if creating and (not isinstance(name, str) or not name.strip()):
             raise Invalid({"name": ["is required"]})
+        too_long = {
+            key: problems
+            for key, limit in (("name", MAX_TITLE_CHARS), ("description", MAX_DESCRIPTION_CHARS))
+            if (problems := text_problems(values.get(key), limit))
+        }
+        if too_long:  # before slugify(name)
+            raise Invalid(too_long)
         slug = check_slug(slug) if slug else slugify(str(name))
         errors: dict[str, list[str]] = {}
         fields: dict[str, Any] = {}

@@ -61,6 +61,7 @@ def fetch_image(
     *,
     client: httpx.Client,
     allow_private: bool,
+    allowed_hosts: tuple[str, ...] = (),
     resolver: Resolver = system_resolver,
     allowed_ports: tuple[int, ...] = (80, 443),
     max_bytes: int = 10 * 1024 * 1024,
@@ -71,7 +72,13 @@ def fetch_image(
     deadline = time.monotonic() + total_timeout
     current = url
     for hop in range(max_redirects + 1):
-        target = vet_url(current, allow_private=allow_private, resolver=resolver, allowed_ports=allowed_ports)
+        target = vet_url(
+            current,
+            allow_private=allow_private,
+            allowed_hosts=allowed_hosts,
+            resolver=resolver,
+            allowed_ports=allowed_ports,
+        )
         default_port = 443 if current.lower().startswith("https") else 80
         host = f"[{target.host}]" if ":" in target.host else target.host
         headers = {
@@ -183,6 +190,7 @@ def localize(
     ingest: Ingest,
     *,
     allow_private: bool,
+    allowed_hosts: tuple[str, ...] = (),
     resolver: Resolver = system_resolver,
     allowed_ports: tuple[int, ...] = (80, 443),
     max_bytes: int = 10 * 1024 * 1024,
@@ -213,6 +221,7 @@ def localize(
                     url,
                     client=client,
                     allow_private=allow_private,
+                    allowed_hosts=allowed_hosts,
                     resolver=resolver,
                     allowed_ports=allowed_ports,
                     max_bytes=max_bytes,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
 from cms.api.app import create_app
@@ -54,6 +55,15 @@ def test_nested_categories_put_children_under_parents(reader: TestClient) -> Non
     assert "espresso" not in tree
     assert [c["slug"] for c in tree["brewing"]["children"]] == ["espresso"]
     assert tree["brewing"]["children"][0]["post_count"] == 2
+
+
+@pytest.mark.parametrize("spelling", ["on", "yes", "1", "TRUE", ""])
+def test_boolean_parameters_read_every_spelling_the_query_engine_reads(reader: TestClient, spelling: str) -> None:
+    # One boolean reader for every parameter: `?nested=on` used to be a 400 while `?random=on` worked.
+    tree = by_slug(data(reader.get("/api/v1/categories", params={"nested": spelling})))
+    assert "espresso" not in tree
+    flat = by_slug(data(reader.get("/api/v1/categories", params={"nested": "off"})))
+    assert "espresso" in flat
 
 
 def test_one_category(reader: TestClient) -> None:

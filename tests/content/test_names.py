@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import unicodedata
 
@@ -19,6 +20,7 @@ from cms.content.names import (
     unique_slug,
 )
 from cms.errors import BadRequest
+from tests.steps import OverBudget, Steps
 
 CROCKFORD = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
@@ -222,3 +224,30 @@ def test_unique_slug_compares_casefolded() -> None:
     # `taken` holds casefolded slugs: "Straße" and "strasse" are one file on a case-folding disk.
     assert unique_slug("straße", {"strasse"}) == "straße-2"
     assert unique_slug("Hello", {"hello"}) == "Hello-2"
+
+
+# -- slug length: work bounded by the slug, not the title ----------------------------------------
+
+
+@pytest.mark.parametrize("title", ["a" * 1_000_000, "Wörd " * 200_000, "ab-" * 300_000])
+def test_slugify_of_a_huge_title_costs_what_a_short_one_does(title: str) -> None:
+    # Counted, not timed: trimming one character at a time re-encoded the whole slug each time
+    # (22 s for 1 MB), and the title was walked to its end although 80 bytes were kept.
+    with Steps(budget=5_000) as steps:
+        with contextlib.suppress(OverBudget):
+            slug = slugify(title)
+    assert not steps.over, "slugify's work grows with the title"
+    assert len(slug.encode()) <= 80 and not slug.endswith("-")
+
+
+@pytest.mark.parametrize("max_bytes", [5, 20, 80])
+def test_slugify_cut_keeps_the_longest_prefix_that_fits(max_bytes: int) -> None:
+    for title in ("é" * 200, "a-" * 200, "中文" * 100, "e\u0301" * 200, "हिन्दी " * 50, "a" * 300 + "\u0301" * 5):
+        slug = slugify(title, max_bytes)
+        whole = slugify(title, 10_000)
+        assert len(slug.encode()) <= max_bytes
+        assert whole.startswith(slug) and not slug.endswith("-")
+        # nothing longer would have fitted: the next character (and a dash before it) overflows
+        rest = whole[len(slug) :].lstrip("-")
+        if rest:
+            assert len((whole[: len(whole) - len(rest)] + rest[0]).encode()) > max_bytes
