@@ -10,9 +10,22 @@ from pathlib import Path
 import pytest
 
 from cms.config import Site
+from cms.content import names
 from cms.content.index import Index
 from cms.content.store import Store
 from cms.events.bus import Bus, Event
+
+
+@pytest.fixture(autouse=True)
+def _fresh_id_sequence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts the process's ULID sequence afresh.
+
+    Ids are monotonic within a process (`names.new_id`): after a test that made ids at the real
+    time, a test clock set weeks earlier would get ids stamped with that later millisecond, and a
+    document's `created_at` (read from its id) would depend on which tests ran before it.
+    """
+    monkeypatch.setattr(names, "_last_ms", 0)
+    monkeypatch.setattr(names, "_last_rand", 0)
 
 REPO = Path(__file__).resolve().parent.parent
 

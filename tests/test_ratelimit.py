@@ -10,14 +10,9 @@ from pathlib import Path
 import pytest
 
 from cms.ratelimit import DAY, MINUTE, RateLimiter
+from tests.support import SecondsClock
 
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now - now % DAY  # the start of a day: windows line up
-
-    def __call__(self) -> float:
-        return self.now
+START = 1_800_000_000.0 - 1_800_000_000.0 % DAY  # the start of a day: windows line up
 
 
 def stored(folder: Path, bucket: str) -> tuple[int, int] | None:
@@ -28,7 +23,7 @@ def stored(folder: Path, bucket: str) -> tuple[int, int] | None:
 
 @pytest.mark.parametrize("shared", [True, False], ids=["shared", "in-process"])
 def test_the_minute_limit_is_exact_and_resets_with_the_window(tmp_path: Path, shared: bool) -> None:
-    clock = Clock()
+    clock = SecondsClock(START)
     limiter = RateLimiter(tmp_path, clock, shared=shared)
     verdicts = [limiter.hit("key:a", 5, 1000) for _ in range(7)]
     assert [v.allowed for v in verdicts] == [True] * 5 + [False] * 2
@@ -42,7 +37,7 @@ def test_the_minute_limit_is_exact_and_resets_with_the_window(tmp_path: Path, sh
 
 @pytest.mark.parametrize("shared", [True, False], ids=["shared", "in-process"])
 def test_the_day_limit_outlasts_minutes(tmp_path: Path, shared: bool) -> None:
-    clock = Clock()
+    clock = SecondsClock(START)
     limiter = RateLimiter(tmp_path, clock, shared=shared)
     for _ in range(3):
         assert limiter.hit("key:a", 100, 3).allowed
@@ -55,7 +50,7 @@ def test_the_day_limit_outlasts_minutes(tmp_path: Path, shared: bool) -> None:
 
 
 def test_in_process_counts_reach_the_file_once_a_second_and_survive_a_restart(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = SecondsClock(START)
     limiter = RateLimiter(tmp_path, clock, shared=False)
     limiter.hit("key:a", 100, 1000)  # the first hit of a process writes (it has never flushed)
     assert stored(tmp_path, "key:a") == (1, 1)
@@ -78,7 +73,7 @@ def test_in_process_counts_reach_the_file_once_a_second_and_survive_a_restart(tm
 
 
 def test_a_shared_limiter_sees_what_an_in_process_one_wrote(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = SecondsClock(START)
     alone = RateLimiter(tmp_path, clock, shared=False)
     for _ in range(4):
         alone.hit("key:a", 5, 1000)
@@ -92,7 +87,7 @@ def test_a_shared_limiter_sees_what_an_in_process_one_wrote(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("shared", [True, False], ids=["shared", "in-process"])
 def test_concurrent_hits_are_each_counted_once(tmp_path: Path, shared: bool) -> None:
-    limiter = RateLimiter(tmp_path, Clock(), shared=shared)
+    limiter = RateLimiter(tmp_path, SecondsClock(START), shared=shared)
     allowed: list[bool] = []
     lock = threading.Lock()
 

@@ -6,16 +6,17 @@ import logging
 import os
 import random
 import shutil
-import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from watchfiles import Change
 
+import cms.watch as watch_module
 from cms.config import Site
 from cms.content.index import Index
 from cms.content.model import etag_of
@@ -24,6 +25,7 @@ from cms.content.store import Store
 from cms.events.bus import Bus, Event
 from cms.watch import Watcher
 from tests.conftest import MakeSite
+from tests.support import wait_until
 
 ID_A = "01J00000000000000000000AAA"
 
@@ -45,16 +47,6 @@ FILES = {
 }
 
 
-def wait_until(cond: Callable[[], object], timeout: float = 3.0) -> bool:
-    """Poll `cond` every 5 ms; True as soon as it holds, False after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.005)
-    return bool(cond())
-
-
 @dataclass
 class Live:
     site: Site
@@ -72,7 +64,7 @@ class Live:
         return doc.title if doc else None
 
     def quiet(self, seconds: float = 0.3) -> None:
-        """Let any batch still on its way arrive (used before asserting that nothing happened)."""
+        """Let any batch still on its way arrive: a negative control, only ever after a positive wait."""
         time.sleep(seconds)
 
 
@@ -135,42 +127,52 @@ def test_apply_is_the_pure_step(make_site: MakeSite) -> None:
 
 def test_create_edit_delete(live: Live) -> None:
     path = live.content / "posts" / "new.md"
-    start = time.monotonic()
     path.write_text(post("New"))
-    assert wait_until(lambda: live.title("posts/new.md") == "New")
-    assert time.monotonic() - start < 1.0  # the 200 ms target is for the bench; this only catches the 1.6 s default
+    wait_until(lambda: live.title("posts/new.md") == "New")
 
     path.write_text(post("Newer"))
-    assert wait_until(lambda: live.title("posts/new.md") == "Newer")
+    wait_until(lambda: live.title("posts/new.md") == "Newer")
     # The index changes first, the event is published a moment later: wait for it.
-    assert wait_until(lambda: bool(live.events) and live.events[-1].name == "post.updated")
+    wait_until(lambda: bool(live.events) and live.events[-1].name == "post.updated")
     assert [e.name for e in live.events][:1] == ["post.created"]
     assert live.events[-1].name == "post.updated" and live.events[-1].data["changes"] == ["title"]
     assert all(e.source == "watch" for e in live.events)
 
     path.unlink()
-    assert wait_until(lambda: live.index.by_path_or_none("posts/new.md") is None)
-    assert wait_until(lambda: live.events[-1].name == "post.deleted")
+    wait_until(lambda: live.index.by_path_or_none("posts/new.md") is None)
+    wait_until(lambda: live.events[-1].name == "post.deleted")
     assert in_step(live)
 
 
-def test_edit_latency(live: Live) -> None:
+def test_every_edit_of_a_series_reaches_the_index(live: Live) -> None:
+    # The latency (median <= 200 ms) is measured by bench/index.py (`watcher.median`), not asserted here.
     path = live.content / "posts" / "b.md"
-    latencies = []
     for n in range(40):
-        start = time.monotonic()
         path.write_text(post(f"B{n}"))
-        assert wait_until(lambda n=n: live.title("posts/b.md") == f"B{n}")
-        latencies.append(time.monotonic() - start)
-    latencies.sort()
-    median, p99 = statistics.median(latencies), latencies[int(len(latencies) * 0.99)]
-    print(f"edit -> index latency: median {median * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
-    assert median < 1.0
+        wait_until(lambda n=n: live.title("posts/b.md") == f"B{n}")
+
+
+def test_the_watch_asks_watchfiles_for_milliseconds(make_site: MakeSite, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A save must reach the index in milliseconds, not after watchfiles' default 1.6 s debounce."""
+    site = make_site(FILES)
+    watcher = Watcher(site, Index.load(site, background_search=False))
+    asked: dict[str, Any] = {}
+
+    def fake_watch(*paths: object, **options: Any) -> Iterator[set[tuple[Change, str]]]:
+        asked.update(options)
+        options["stop_event"].set()  # one round is all this test needs
+        return iter(())
+
+    monkeypatch.setattr(watch_module, "watch", fake_watch)
+    watcher._run()  # in this thread: returns once the stop event is set
+    assert asked["debounce"] <= 200 and asked["step"] <= 50  # watchfiles' defaults: 1,600 and 50 ms
+    assert asked["stop_event"] is watcher._stop  # so stop() ends a watch within a step
 
 
 def test_rename_is_one_update_with_the_same_id(live: Live) -> None:
     os.rename(live.content / "posts" / "a.md", live.content / "posts" / "zeta.md")  # old path sorts first
-    assert wait_until(lambda: live.index.by_path_or_none("posts/zeta.md") is not None)
+    wait_until(lambda: live.index.by_path_or_none("posts/zeta.md") is not None)
+    wait_until(lambda: bool(live.events))  # positive: the update arrived; then nothing more may follow
     live.quiet()
     doc = live.index.get(ID_A)
     assert (doc.path, doc.slug) == ("posts/zeta.md", "zeta")
@@ -181,7 +183,8 @@ def test_rename_is_one_update_with_the_same_id(live: Live) -> None:
 
 def test_move_across_types(live: Live) -> None:
     os.rename(live.content / "posts" / "a.md", live.content / "pages" / "a.md")
-    assert wait_until(lambda: live.index.by_path_or_none("pages/a.md") is not None)
+    wait_until(lambda: live.index.by_path_or_none("pages/a.md") is not None)
+    wait_until(lambda: bool(live.events))  # positive: the update arrived; then nothing more may follow
     live.quiet()
     doc = live.index.get(ID_A)
     assert (doc.type, doc.path) == ("pages", "pages/a.md")
@@ -205,7 +208,8 @@ def test_editor_save_patterns_leave_no_phantoms(live: Live) -> None:
     (posts / "#a.md#").write_text(post("autosave", ID_A))
     (posts / "a.md___jb_tmp___").write_text(post("jetbrains", ID_A))
     (posts / ".DS_Store").write_bytes(b"\x00\x01")
-    assert wait_until(lambda: live.title("posts/a.md") == "A by vim")
+    wait_until(lambda: live.title("posts/a.md") == "A by vim")
+    wait_until(lambda: bool(live.events))  # positive: the update arrived; then nothing more may follow
     live.quiet()
     assert set(live.index.docs) == before  # no phantom documents
     assert [e.name for e in live.events] == ["post.updated"]  # never a delete + create of the target
@@ -219,12 +223,12 @@ def test_editor_save_patterns_leave_no_phantoms(live: Live) -> None:
 def test_broken_yaml_keeps_the_last_good_version(live: Live) -> None:
     path = live.content / "posts" / "b.md"
     path.write_text("---\ntitle: B\ntags: [one, two\n---\nbody\n")
-    assert wait_until(lambda: "posts/b.md" in live.index.problems)
+    wait_until(lambda: "posts/b.md" in live.index.problems)
     problem = live.index.problems["posts/b.md"]
     assert problem.line >= 2 and "YAML" in problem.message
     assert live.title("posts/b.md") == "B"  # still served
     path.write_text(post("B fixed"))
-    assert wait_until(lambda: live.title("posts/b.md") == "B fixed")
+    wait_until(lambda: live.title("posts/b.md") == "B fixed")
     assert "posts/b.md" not in live.index.problems
 
 
@@ -243,9 +247,9 @@ def test_an_exception_in_apply_is_logged_and_the_watch_goes_on(
     monkeypatch.setattr(live.index, "refresh", flaky)
     with caplog.at_level(logging.ERROR, logger="cms.watch"):
         (live.content / "posts" / "c.md").write_text(post("C"))
-        assert wait_until(lambda: len(calls) == 1)
+        wait_until(lambda: len(calls) == 1)
         (live.content / "posts" / "d.md").write_text(post("D"))
-        assert wait_until(lambda: live.title("posts/d.md") == "D")
+        wait_until(lambda: live.title("posts/d.md") == "D")
     assert live.watcher.running
     failures = [r for r in caplog.records if r.name == "cms.watch" and r.exc_info]
     assert [r.getMessage() for r in failures] == ["applying changed files failed; watching on"]  # not a restart
@@ -261,7 +265,7 @@ def test_a_burst_of_edits_converges(live: Live) -> None:
     for n in range(300):
         (posts / rng.choice(names)).write_text(post(f"edit {n}", body="x" * rng.randrange(2000)))
         time.sleep(rng.uniform(0, 0.005))
-    assert wait_until(lambda: in_step(live), timeout=3.0)
+    wait_until(lambda: in_step(live))
     touched = {p.name for p in posts.glob("burst*.md")}
     assert touched and all(f"posts/{name}" in live.index.by_path for name in touched)  # 0 missed
     assert not live.index.problems
@@ -271,16 +275,15 @@ def test_a_checkout_of_100_files_converges(live: Live) -> None:
     posts = live.content / "posts"
     for i in range(100):
         (posts / f"co{i:03}.md").write_text(post(f"old {i}"))
-    assert wait_until(lambda: in_step(live))
+    wait_until(lambda: in_step(live))
     temps = []
     for i in range(100):
         tmp = posts / f".co{i:03}.md.git-tmp"
         tmp.write_text(post(f"new {i}", body=f"checked out {i}"))
         temps.append((tmp, posts / f"co{i:03}.md"))
-    start = time.monotonic()
     for tmp, target in temps:
         os.replace(tmp, target)
-    assert wait_until(lambda: in_step(live), timeout=2.0), time.monotonic() - start
+    wait_until(lambda: in_step(live))
     assert live.title("posts/co099.md") == "new 99"
 
 
@@ -290,7 +293,7 @@ def test_a_checkout_of_100_files_converges(live: Live) -> None:
 def test_folder_delete_and_new_folders(live: Live, tmp_path: Path) -> None:
     assert live.index.by_path_or_none("products/sub/scale.md") is not None
     shutil.rmtree(live.content / "products")
-    assert wait_until(lambda: not any(p.startswith("products/") for p in live.index.by_path))
+    wait_until(lambda: not any(p.startswith("products/") for p in live.index.by_path))
     assert "products" not in live.index.type_paths
 
     (live.content / "recipes").mkdir()  # files written straight after mkdir race the new folder's watch
@@ -301,25 +304,25 @@ def test_folder_delete_and_new_folders(live: Live, tmp_path: Path) -> None:
     (outside / "g.md").write_text(post("Guide"))
     (outside / "deep" / "h.md").write_text(post("Deep guide"))
     os.rename(outside, live.content / "guides")  # a moved-in folder brings one event for all its files
-    assert wait_until(lambda: live.title("guides/deep/h.md") == "Deep guide")
-    assert wait_until(lambda: live.title("recipes/r4.md") == "Recipe 4")
+    wait_until(lambda: live.title("guides/deep/h.md") == "Deep guide")
+    wait_until(lambda: live.title("recipes/r4.md") == "Recipe 4")
     assert in_step(live)
 
     os.rename(live.content / "guides", tmp_path / "elsewhere" / "guides")  # and moved out again
-    assert wait_until(lambda: live.index.by_path_or_none("guides/g.md") is None)
-    assert wait_until(lambda: in_step(live))
+    wait_until(lambda: live.index.by_path_or_none("guides/g.md") is None)
+    wait_until(lambda: in_step(live))
 
 
 def test_type_schema_edit(live: Live) -> None:
     assert live.index.types["products"].label == "Products"
     (live.content / "products" / "_type.yaml").write_text("label: Wares\n")
-    assert wait_until(lambda: live.index.types["products"].label == "Wares")
+    wait_until(lambda: live.index.types["products"].label == "Wares")
 
 
 def test_term_file_edit(live: Live) -> None:
     (live.content / "categories" / "news.md").write_text("---\nname: Latest news\n---\n")
     # .get: Index.refresh drops a term before re-reading it, and readers do not take the index lock
-    assert wait_until(lambda: getattr(live.index.terms["categories"].get("news"), "name", "") == "Latest news")
+    wait_until(lambda: getattr(live.index.terms["categories"].get("news"), "name", "") == "Latest news")
 
 
 # -- the store's own writes ------------------------------------------------------------------------
@@ -336,7 +339,7 @@ def test_store_writes_are_not_published_again(live: Live) -> None:
     assert doc.title == "B by API" and in_step(live)
     # positive control: the watcher was listening all along
     (live.content / "posts" / "b.md").write_text(post("B by hand"))
-    assert wait_until(lambda: [e.source for e in live.events][-1:] == ["watch"])
+    wait_until(lambda: [e.source for e in live.events][-1:] == ["watch"])
 
 
 # -- what the watcher must never index -------------------------------------------------------------
@@ -356,7 +359,7 @@ def test_files_outside_content_are_never_indexed(live: Live) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(post("Stray"))
     (live.content / "posts" / "marker.md").write_text(post("Marker"))  # positive control, written last
-    assert wait_until(lambda: live.title("posts/marker.md") == "Marker")
+    wait_until(lambda: live.title("posts/marker.md") == "Marker")
     live.quiet(0.1)
     assert live.watcher.apply(strays) == []
     assert not [d for d in live.index.docs.values() if d.title == "Stray"]
@@ -404,8 +407,6 @@ def test_the_filter(make_site: MakeSite, rel: str, wanted: bool) -> None:
 def test_stop_returns_within_the_timeout(live: Live) -> None:
     thread = live.watcher._thread
     assert thread is not None and live.watcher.running
-    start = time.monotonic()
-    live.watcher.stop(timeout=2.0)
-    assert time.monotonic() - start < 1.0
-    assert not live.watcher.running and not thread.is_alive()
+    live.watcher.stop(timeout=30.0)  # the bound only guards against a hang; watchfiles checks the event every step
+    assert not live.watcher.running and not thread.is_alive()  # it ended, rather than the join giving up
     assert "cms-watch" not in {t.name for t in threading.enumerate()}

@@ -252,21 +252,35 @@ def _check_depth(root: yaml.Node, path: str, first_line: int) -> None:
 
 def _scan_events(fm: str, path: str, first_line: int) -> None:
     """Refuse aliases and too-deep nesting from the event stream, stopping at the first one."""
-    depth = 0  # open collections = the depth of the next node (the root mapping is 0)
     try:
-        for event in yaml.parse(fm, Loader=_LOADER):
-            if isinstance(event, yaml.AliasEvent):
-                line = first_line + (event.start_mark.line if event.start_mark else 0)
-                raise ParseError(path, line, "YAML aliases (*name) are not allowed in frontmatter")
-            if isinstance(event, yaml.ScalarEvent | yaml.CollectionStartEvent) and depth > MAX_DEPTH:
-                line = first_line + (event.start_mark.line if event.start_mark else 0)
-                raise ParseError(path, line, f"frontmatter is nested deeper than {MAX_DEPTH} levels")
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-    except yaml.MarkedYAMLError:
-        return  # the real load reports the syntax error with its line
+        _check_events(fm, path, first_line)
+    except yaml.MarkedYAMLError as exc:
+        # libyaml's scanner reads a whole line of flow openers ahead before it hands over one event, so
+        # its own refusal (its nesting limit since PyYAML 6.0.2, or any syntax error further along the
+        # line) can come before we see the depth. Scan again what it read before refusing: our limit is
+        # then found and reported on its line whatever libyaml's limits and messages are.
+        mark = exc.problem_mark or exc.context_mark
+        if mark is None or not 0 < mark.index < len(fm):
+            return
+        try:
+            _check_events(fm[: mark.index], path, first_line)
+        except yaml.MarkedYAMLError:
+            return  # the real load reports the syntax error with its line
+
+
+def _check_events(fm: str, path: str, first_line: int) -> None:
+    depth = 0  # open collections = the depth of the next node (the root mapping is 0)
+    for event in yaml.parse(fm, Loader=_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            line = first_line + (event.start_mark.line if event.start_mark else 0)
+            raise ParseError(path, line, "YAML aliases (*name) are not allowed in frontmatter")
+        if isinstance(event, yaml.ScalarEvent | yaml.CollectionStartEvent) and depth > MAX_DEPTH:
+            line = first_line + (event.start_mark.line if event.start_mark else 0)
+            raise ParseError(path, line, f"frontmatter is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def parse_document(data: bytes, path: str) -> ParsedFile:

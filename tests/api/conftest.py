@@ -12,7 +12,6 @@ import hashlib
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,26 +25,14 @@ from cms.auth import Keys
 from cms.config import Site
 from cms.content.index import Index
 from cms.state import State
+from tests.support import DEMO_DRAFTS, DEMO_NOW, DEMO_PUBLISHED, DEMO_SCHEDULED, Clock
 
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+NOW = DEMO_NOW
 SCOPES = ("read", "write", "delete", "admin")
 IMAGE = "images/hero.jpg"  # a file under the test site's uploads/
-DRAFT = "grinder-buying-guide"
-SCHEDULED = "winter-blend-2027"
-PUBLISHED = "cold-brew-without-the-fuss"
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+DRAFT = DEMO_DRAFTS[0]
+SCHEDULED = DEMO_SCHEDULED
+PUBLISHED = DEMO_PUBLISHED
 
 
 def unlimited(site: Site) -> Site:

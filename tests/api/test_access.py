@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 from cms.api.app import create_app
 from cms.config import Site
 from cms.content.index import Index
+from tests.support import Clock
 
 CONFIG = """
 [site]
@@ -27,6 +28,7 @@ public_types = {public}
 cors_origins = ["https://admin.example"]
 """
 
+START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 POST = """---
 id: 01JD3K5Z7Q8W9X0Y1Z2A3B4C5D
 title: Open
@@ -34,14 +36,6 @@ date: 2025-01-01T10:00:00Z
 ---
 Hello.
 """
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -55,7 +49,7 @@ def build(make_site: Callable[..., Site]) -> Callable[..., tuple[TestClient, Clo
                 per_minute=per_minute, per_day=per_day, query_token=str(query_token).lower(), public=public
             ),
         )
-        clock = Clock()
+        clock = Clock(START)
         app = create_app(site, index=Index.load(site, background_search=False), clock=clock)
         return TestClient(app), clock
 

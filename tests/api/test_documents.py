@@ -17,11 +17,12 @@ from cms.auth import Keys
 from cms.config import Site
 from cms.content.index import Index
 from cms.state import State
+from tests.support import DEMO_LIVE_POSTS
 
 from .conftest import DRAFT, IMAGE, NOW, PUBLISHED, SCHEDULED, Clock, assert_error, client, fast_state, unlimited
 
 POSTS = "/api/v1/posts"
-LIVE_POSTS = 13  # 16 demo posts minus 2 drafts and 1 scheduled
+LIVE_POSTS = DEMO_LIVE_POSTS  # 16 demo posts minus 2 drafts and 1 scheduled
 ETAG = re.compile(r'^"sha256-[0-9a-f]{64}"$')
 
 

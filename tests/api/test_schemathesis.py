@@ -14,7 +14,6 @@ import dataclasses
 import os
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -33,9 +32,10 @@ from cms.config import Site
 from cms.content.index import Index
 from cms.state import State
 from tests.conftest import REPO
+from tests.support import DEMO_NOW
 
 EXAMPLES = int(os.environ.get("CMS_FUZZ_EXAMPLES", "25"))
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # as tests/api/conftest.py: stable statuses of the demo posts
+NOW = DEMO_NOW  # stable statuses of the demo posts
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,6 +23,7 @@ from cms.content.index import Index
 from cms.events.webhooks import Deliverer, Webhooks
 from cms.state import State
 from tests.api.conftest import Clock, assert_error, client, unlimited, with_upload
+from tests.support import WAIT_TIMEOUT_S, wait_until
 
 HOOKS = "/api/v1/webhooks"
 
@@ -59,15 +60,6 @@ def delivering(app: Starlette) -> Iterator[Deliverer]:
         yield deliverer
     finally:
         deliverer.stop()
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return bool(condition())
 
 
 def outbox(app: Starlette, hook_id: str) -> list[Any]:
@@ -236,8 +228,8 @@ def test_the_outbox_row_is_committed_before_the_write_returns(
     assert [r["event_name"] for r in outbox(app, hook["id"])] == ["post.created", "post.published", "post.updated"]
     assert receiver.count() == 0
     with delivering(app):
-        assert receiver.wait_for(lambda hits: len(hits) >= 3, 10)
-        assert wait_until(lambda: hooks_of(app).pending_count() == 0)
+        assert receiver.wait_for(lambda hits: len(hits) >= 3, WAIT_TIMEOUT_S)
+        wait_until(lambda: hooks_of(app).pending_count() == 0)
         time.sleep(0.2)
     hits = receiver.snapshot()
     assert len(hits) == 3  # everything, once
@@ -310,7 +302,7 @@ def test_seed_000_list_and_trigger(admin: TestClient, app: Starlette, receiver: 
     assert triggered.status_code == 202, triggered.text
     event_id = triggered.json()["data"]["event_id"]
     with delivering(app):
-        assert receiver.wait_for(lambda hits: len(hits) >= 1, 5)
+        assert receiver.wait_for(lambda hits: len(hits) >= 1, WAIT_TIMEOUT_S)
         time.sleep(0.2)
     (hit,) = receiver.snapshot()
     body = Verifier(hook["secret"]).verify(hit.body, hit.headers)
@@ -330,8 +322,8 @@ def test_the_test_endpoint_queues_a_delivery_that_then_appears(
     data = response.json()["data"]
     assert data["event_id"].startswith("evt_") and isinstance(data["delivery_id"], int)
     with delivering(app):
-        assert receiver.wait_for(lambda hits: len(hits) >= 1, 5)
-        assert wait_until(lambda: hooks_of(app).pending_count() == 0)
+        assert receiver.wait_for(lambda hits: len(hits) >= 1, WAIT_TIMEOUT_S)
+        wait_until(lambda: hooks_of(app).pending_count() == 0)
         time.sleep(0.2)
     (hit,) = receiver.snapshot()  # the one subscription only, even if others want everything
     assert hit.path == "/hook"
@@ -352,8 +344,8 @@ def test_every_attempt_is_visible_and_redeliver_sends_again(
     receiver.respond = lambda hit: next(answers, Reply(200, body=b"again"))
     assert writer.post("/api/v1/posts", json={"title": "Logged", "content": "x"}).status_code == 201
     with delivering(app):
-        assert receiver.wait_for(lambda hits: len(hits) >= 3, 10)
-        assert wait_until(lambda: hooks_of(app).pending_count() == 0)
+        assert receiver.wait_for(lambda hits: len(hits) >= 3, WAIT_TIMEOUT_S)
+        wait_until(lambda: hooks_of(app).pending_count() == 0)
         log = admin.get(f"{HOOKS}/{hook['id']}/deliveries")
         assert log.status_code == 200
         (delivery,) = log.json()["data"]
@@ -365,8 +357,8 @@ def test_every_attempt_is_visible_and_redeliver_sends_again(
 
         again = admin.post(f"{HOOKS}/{hook['id']}/deliveries/{delivery['id']}/redeliver")
         assert again.status_code == 202 and again.json()["data"] == {"delivery_id": delivery["id"], "status": "pending"}
-        assert receiver.wait_for(lambda hits: len(hits) >= 4, 5)
-        assert wait_until(lambda: admin.get(f"{HOOKS}/{hook['id']}/deliveries").json()["data"][0]["attempts"] == 4)
+        assert receiver.wait_for(lambda hits: len(hits) >= 4, WAIT_TIMEOUT_S)
+        wait_until(lambda: admin.get(f"{HOOKS}/{hook['id']}/deliveries").json()["data"][0]["attempts"] == 4)
     hits = receiver.snapshot()
     assert len({h.headers["webhook-id"] for h in hits}) == 1  # one event, four attempts
     (delivery,) = admin.get(f"{HOOKS}/{hook['id']}/deliveries").json()["data"]
@@ -386,7 +378,7 @@ def test_410_over_the_api_disables_the_subscription(
     receiver.respond = lambda hit: 410
     writer.post("/api/v1/posts", json={"title": "One", "content": "x"})
     with delivering(app):
-        assert wait_until(lambda: admin.get(f"{HOOKS}/{hook['id']}").json()["data"]["enabled"] is False, 5)
+        wait_until(lambda: admin.get(f"{HOOKS}/{hook['id']}").json()["data"]["enabled"] is False)
         writer.post("/api/v1/posts", json={"title": "Two", "content": "x"})
         time.sleep(0.3)
     data = admin.get(f"{HOOKS}/{hook['id']}").json()["data"]
@@ -398,7 +390,7 @@ def test_410_over_the_api_disables_the_subscription(
     assert on["enabled"] is True and on["disabled_reason"] is None
     writer.post("/api/v1/posts", json={"title": "Three", "content": "x"})
     with delivering(app):
-        assert receiver.wait_for(lambda hits: len(hits) >= 2, 5)
+        assert receiver.wait_for(lambda hits: len(hits) >= 2, WAIT_TIMEOUT_S)
     assert json.loads(receiver.snapshot()[1].body)["post"]["title"] == "Three"
 
 
@@ -431,7 +423,7 @@ def test_config_webhooks_are_listed_read_only_and_keep_their_secret(demo_site: S
         assert_error(admin.delete(f"{HOOKS}/{hook['id']}"), 409, "CONFLICT")
         assert admin.post(f"{HOOKS}/{hook['id']}/test").status_code == 202  # testing is fine
         with delivering(app):
-            assert receiver.wait_for(lambda hits: len(hits) >= 1, 5)
+            assert receiver.wait_for(lambda hits: len(hits) >= 1, WAIT_TIMEOUT_S)
         Verifier(secret).verify(receiver.snapshot()[0].body, receiver.snapshot()[0].headers)
     finally:
         state.close()
@@ -459,7 +451,7 @@ def test_a_receiver_sees_only_the_events_it_subscribed_to(
     assert deleter.delete(f"/api/v1/posts/{doc['id']}").status_code in (200, 204)
     assert writer.post(f"/api/v1/posts/{doc['id']}/restore").status_code == 200
     with delivering(app):
-        assert receiver.wait_for(lambda hits: len(hits) >= 2, 5)
+        assert receiver.wait_for(lambda hits: len(hits) >= 2, WAIT_TIMEOUT_S)
         time.sleep(0.2)
     assert seen == ["post.deleted", "post.restored"]
 

@@ -7,7 +7,6 @@ import os
 import signal
 import threading
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,8 @@ from cms.content.names import is_id, path_id
 from cms.content.parse import Location
 from cms.errors import NotFound
 from tests.content.single_thread import single_threaded
+from tests.support import DEMO_DOCUMENTS, DEMO_DRAFTS, DEMO_LIVE_POSTS, DEMO_NOW, DEMO_PAGES, DEMO_POSTS, DEMO_PRODUCTS
 
-DEMO_NOW = datetime(2026, 11, 24, tzinfo=UTC)
 ID_A = "01K0000000AAAAAAAAAAAAAAAA"
 ID_B = "01K0000000BBBBBBBBBBBBBBBB"
 
@@ -41,21 +40,21 @@ def load(site: Site) -> Index:
 
 def test_demo_site_counts(demo_index: Index) -> None:
     by_type = Counter(d.type for d in demo_index.docs.values())
-    assert by_type == {"posts": 16, "pages": 3, "products": 6}
+    assert by_type == {"posts": DEMO_POSTS, "pages": DEMO_PAGES, "products": DEMO_PRODUCTS}
     statuses = Counter(d.status_at(DEMO_NOW) for d in demo_index.docs.values() if d.type == "posts")
-    assert statuses == {Status.PUBLISHED: 13, Status.DRAFT: 2, Status.SCHEDULED: 1}
+    assert statuses == {Status.PUBLISHED: DEMO_LIVE_POSTS, Status.DRAFT: len(DEMO_DRAFTS), Status.SCHEDULED: 1}
     assert len(demo_index.terms["categories"]) == 6
     assert len(demo_index.all_terms("categories")) == 6
     assert len(demo_index.all_terms("tags")) >= 15
     assert len(demo_index.all_terms("authors")) == 2
     assert demo_index.problems == {}
-    assert len(demo_index) == 25
+    assert len(demo_index) == DEMO_DOCUMENTS
     assert set(demo_index.types) >= {"posts", "pages", "products"}
     assert demo_index.types["products"].field("price").type == "number"  # type: ignore[union-attr]
 
 
 def test_demo_full_text_is_filled(demo_index: Index) -> None:
-    assert len(demo_index.search) == 25
+    assert len(demo_index.search) == DEMO_DOCUMENTS
     assert len(demo_index.search.search("espresso")) > 3
     assert demo_index.search.search("gothenburg") == []  # only in an author's bio: not a document
 

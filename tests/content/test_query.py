@@ -10,6 +10,7 @@ import pytest
 from cms.content.index import Index
 from cms.content.query import Page, Query, parse_brackets, parse_query, run
 from cms.errors import BadRequest
+from tests.support import DEMO_DRAFTS, DEMO_LIVE_POSTS, DEMO_NOW, DEMO_PAGES, DEMO_POSTS
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -864,8 +865,6 @@ def test_query_is_frozen_and_has_defaults() -> None:
 
 # -- the demo site ---------------------------------------------------------------------------
 
-DEMO_NOW = datetime(2026, 11, 24, tzinfo=UTC)
-
 
 @pytest.mark.parametrize(
     ("pairs", "count"),
@@ -874,8 +873,8 @@ DEMO_NOW = datetime(2026, 11, 24, tzinfo=UTC)
         ([("type", "products"), ("filters[data.price][$gt]", "100")], 1),
         ([("type", "products"), ("filters[in_stock][$eq]", "false")], 1),
         ([("type", "products"), ("filters[roast][$in]", "light,dark")], 2),
-        ([("type", "posts")], 13),
-        ([("type", "posts"), ("draft", "true")], 16),
+        ([("type", "posts")], DEMO_LIVE_POSTS),
+        ([("type", "posts"), ("draft", "true")], DEMO_POSTS),
         ([("type", "posts"), ("category", "brewing")], 7),  # 5 brewing + 2 espresso (a child)
         ([("type", "posts"), ("category", "espresso")], 2),
         ([("type", "posts"), ("tag", "recipe")], 5),
@@ -884,9 +883,9 @@ DEMO_NOW = datetime(2026, 11, 24, tzinfo=UTC)
         ([("type", "posts"), ("tag", "grinder")], 3),
         ([("type", "posts"), ("author", "mara-okafor")], 6),
         ([("type", "posts"), ("filters[data.tags][$contains]", "tasting")], 6),
-        ([("type", "pages")], 3),
+        ([("type", "pages")], DEMO_PAGES),
         ([("type", "posts"), ("status", "scheduled")], 1),
-        ([("type", "posts"), ("status", "draft")], 2),
+        ([("type", "posts"), ("status", "draft")], len(DEMO_DRAFTS)),
     ],
 )
 def test_demo_site_queries(demo_index: Index, pairs: list[tuple[str, str]], count: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,26 +15,14 @@ from cms.content.names import is_id
 from cms.content.store import Store
 from cms.errors import BadRequest, Conflict, Invalid, NotFound, PreconditionFailed
 from cms.events.bus import Event
+from tests.support import Clock
 
 START = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
 
-class Clock:
-    """A clock the test moves: one minute per call to `tick`."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def tick(self) -> None:
-        self.now += timedelta(minutes=1)
-
-
 @pytest.fixture
 def clock(demo_store: Store) -> Clock:
-    c = Clock()
+    c = Clock(START)
     demo_store.clock = c
     return c
 
@@ -213,7 +201,7 @@ def test_create_in_an_unknown_type(store: Store) -> None:
 def test_patch_changes_only_the_touched_lines(store: Store, clock: Clock, events: list[Event]) -> None:
     doc = store.index.get("compostable-packaging", "posts")
     before = text_of(store, doc)
-    clock.tick()
+    clock.advance(minutes=1)
     new = store.update(doc, {"title": "Switching to compostable bags"})
     after = text_of(store, new)
     removed, added = changed_lines(before, after)
@@ -231,7 +219,7 @@ def test_patch_changes_only_the_touched_lines(store: Store, clock: Clock, events
 def test_patch_body_only(store: Store, clock: Clock, events: list[Event]) -> None:
     doc = store.index.get("pour-over-basics", "posts")
     before = text_of(store, doc)
-    clock.tick()
+    clock.advance(minutes=1)
     new = store.update(doc, {"content": "Replaced body."})
     removed, added = changed_lines(before, text_of(store, new))
     assert added[0].startswith("updated: ") and added[1:] == ["Replaced body."]
@@ -252,7 +240,7 @@ def test_patch_merges_data_and_removes_null(store: Store) -> None:
 def test_patch_with_the_same_values_writes_nothing(store: Store, clock: Clock, events: list[Event]) -> None:
     doc = store.index.get("pour-over-basics", "posts")
     before = text_of(store, doc)
-    clock.tick()
+    clock.advance(minutes=1)
     new = store.update(doc, {"title": doc.title, "status": "published", "tags": list(doc.tags)})
     assert text_of(store, new) == before
     assert events == []
@@ -261,7 +249,7 @@ def test_patch_with_the_same_values_writes_nothing(store: Store, clock: Clock, e
 def test_put_replaces_but_keeps_id_created_and_status(store: Store, clock: Clock) -> None:
     doc = store.index.get("grinder-buying-guide", "posts")
     assert doc.stored_status is Status.DRAFT
-    clock.tick()
+    clock.advance(minutes=1)
     new = store.update(doc, {"title": "Grinders", "content": "New body.", "tags": ["grinder"]}, replace=True)
     assert new.id == doc.id
     assert set(new.meta) == {"id", "title", "tags", "draft", "updated"}
@@ -409,7 +397,7 @@ def test_update_to_a_taken_slug_changes_nothing(store: Store) -> None:
 
 
 def _step(store: Store, clock: Clock, events: list[Event], action: Callable[[], Any]) -> list[Event]:
-    clock.tick()
+    clock.advance(minutes=1)
     events.clear()
     action()
     return list(events)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,16 +21,11 @@ import httpx
 import pytest
 
 from bench.api import serve_command
+from tests.support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 15.0
+START_TIMEOUT_S = 30.0  # a hang guard: a busy shared machine may take a while to start Python
 STOP_TIMEOUT_S = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def copy_demo(root: Path) -> Path:

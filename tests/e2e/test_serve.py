@@ -6,25 +6,15 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
 
+from tests.support import wait_until
+
 from .conftest import Server
 
 POSTS = "/api/v1/posts"
-
-
-def wait_for(check: Callable[[], Any], timeout: float, interval: float = 0.02) -> Any:
-    """Poll `check` until it returns something truthy; that value, or None after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() >= deadline:
-            return result
-        time.sleep(interval)
 
 
 def test_document_lifecycle_over_http(server: Server) -> None:
@@ -48,8 +38,10 @@ def test_document_lifecycle_over_http(server: Server) -> None:
 
         # a hand edit of the file: the watcher brings it to the index
         path.write_text(path.read_text().replace("First words.", "Edited by hand."))
-        shown = wait_for(lambda: "Edited by hand." in http.get(f"{POSTS}/{doc_id}").json()["data"]["content"], 3.0)
-        assert shown, "the hand edit did not reach the API within 3 s"
+        wait_until(
+            lambda: "Edited by hand." in http.get(f"{POSTS}/{doc_id}").json()["data"]["content"],
+            message="the hand edit did not reach the API",
+        )
         assert http.get(f"{POSTS}/{doc_id}").headers["ETag"] != etag
 
         # the update based on the version before the hand edit is refused, and the hand edit survives
@@ -74,16 +66,15 @@ def test_document_lifecycle_over_http(server: Server) -> None:
         assert gone.status_code == 404 and gone.json()["error"]["code"] == "NOT_FOUND"
 
 
-def test_hand_created_file_appears_in_the_list_within_a_second(server: Server) -> None:
+def test_hand_created_file_appears_in_the_list(server: Server) -> None:
+    # How fast is bench/'s question (bench.index `watcher.median`); here: it appears, on a busy machine too.
     with server.client() as http:
         listed = lambda: "made-by-hand" in {d["slug"] for d in http.get(POSTS, params={"per_page": 100}).json()["data"]}  # noqa: E731
         assert not listed()
         (server.content / "posts/made-by-hand.md").write_text(
             "---\ntitle: Made by hand\ndate: 2026-01-10T10:00:00+01:00\n---\nWritten in an editor.\n"
         )
-        started = time.monotonic()
-        assert wait_for(listed, 1.0), "a new file did not appear in the list within 1 s"
-        assert time.monotonic() - started < 1.0
+        wait_until(listed, message="a new file did not appear in the list")
 
 
 def test_one_access_log_line_per_request_and_no_key_in_it(server: Server) -> None:
@@ -97,8 +88,8 @@ def test_one_access_log_line_per_request_and_no_key_in_it(server: Server) -> Non
     def lines() -> list[str]:
         return [line for line in server.stderr().splitlines() if "log-mark-" in line]
 
-    assert wait_for(lambda: len(lines()) >= len(marks), 2.0)
-    time.sleep(0.1)  # a duplicate line would come right after the first
+    wait_until(lambda: len(lines()) >= len(marks), message=lambda: server.stderr()[-2000:])
+    time.sleep(0.1)  # negative control after the positive wait: a duplicate line would come right after the first
     found = lines()
     assert sorted(re.search(r'"GET ([^"\s]+)', line).group(1) for line in found) == marks  # type: ignore[union-attr]
     assert all(" 404 " in line and "cms.access" in line for line in found)
@@ -113,11 +104,10 @@ def test_bad_json_is_answered_by_the_real_server(server: Server, body: bytes) ->
     assert response.status_code == 400 and response.json()["error"]["code"] == "BAD_REQUEST"
 
 
-def test_server_stops_within_10_s_of_sigint_without_a_traceback(server: Server) -> None:
-    code, seconds = server.stop()
-    assert code is not None and seconds < 10, "cms serve ignored SIGINT"
+def test_server_stops_on_sigint_without_a_traceback(server: Server) -> None:
+    code, _ = server.stop()  # None only if it ignored SIGINT for STOP_TIMEOUT_S and had to be killed
+    assert code == 0, f"cms serve exited with {code} after SIGINT:\n{server.stderr()[-2000:]}"
     assert "Traceback" not in server.stderr()
-    assert "Application shutdown complete." in server.stderr()
 
 
 def test_server_exit_status_after_sigint_is_0(server: Server) -> None:

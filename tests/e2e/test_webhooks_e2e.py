@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,15 +33,10 @@ from cms.content.parse import parse_document
 from cms.events.bus import Event, event_id_for
 from cms.events.webhooks import Webhooks
 from cms.state import State
+from tests.support import WAIT_TIMEOUT_S, free_port
 
 SECRET = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="  # 32 bytes, base64
 WORKERS = 4  # [delivery] workers: the most deliveries in flight at a kill
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def hook_config(url: str, events: str = '["*"]', secret: str | None = SECRET) -> str:
@@ -66,7 +60,7 @@ class Serve:
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
             )
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + WAIT_TIMEOUT_S
         while time.monotonic() < deadline:
             assert self.process.poll() is None, log.read_text(errors="replace")
             try:
@@ -133,7 +127,7 @@ def test_no_webhook_is_lost_when_the_server_is_killed(tmp_path: Path) -> None:
                     if i % 2:
                         body["status"] = "published"
                     if acked == 25 and killed_at_hits < 0:
-                        receiver.wait_for(lambda hits: len(hits) >= 5, 10)
+                        receiver.wait_for(lambda hits: len(hits) >= 5, WAIT_TIMEOUT_S)
                         killed_at_hits = receiver.count()
                         server.kill()  # mid-stream: deliveries in flight, more queued
                         killed = time.monotonic()

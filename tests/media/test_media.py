@@ -73,10 +73,7 @@ def opened(site: Site, rel: str) -> Image.Image:
 def test_12_megapixel_jpeg_is_rotated_stripped_and_gets_every_width(site: Site, library: MediaLibrary) -> None:
     data = images.jpeg((4000, 3000), orientation=6, gps=True)
     assert Image.open(io.BytesIO(data)).getexif().get(0x8825) is not None  # the input does carry GPS
-    started = time.perf_counter()
-    item = library.ingest(data, "IMG_0042.JPG", alt="Two colours")
-    elapsed = time.perf_counter() - started
-    print(f"12 MP ingest: {elapsed:.2f} s")
+    item = library.ingest(data, "IMG_0042.JPG", alt="Two colours")  # its speed: bench.media `ingest.median`
     assert (item.width, item.height) == (3000, 4000)  # orientation 6: displayed as portrait
     assert item.folder == FOLDER and item.file == "img-0042.jpg" and item.original_name == "IMG_0042.JPG"
     assert (site.uploads_dir / item.rel(item.file)).read_bytes() == data  # the original, byte for byte
@@ -181,11 +178,9 @@ def test_refused_uploads_leave_no_file(
     library.ingest(images.jpeg((100, 100)), "existing.jpg")
     before = files(site.uploads_dir)
     data = make()  # type: ignore[operator]
-    started = time.perf_counter()
     with pytest.raises(error) as caught:
         library.ingest(data, filename)
     assert text in caught.value.message
-    assert time.perf_counter() - started < 1.5
     assert files(site.uploads_dir) == before
     assert len(library) == 1
 
@@ -201,11 +196,9 @@ def test_bomb_is_refused_from_the_header_without_decoding(library: MediaLibrary)
     data = images.bomb_png()
     process = psutil.Process()
     rss = process.memory_info().rss
-    started = time.perf_counter()
     with pytest.raises(Invalid):
         library.ingest(data, "bomb.png")
-    assert time.perf_counter() - started < 1.0
-    assert process.memory_info().rss - rss < 50 * 2**20
+    assert process.memory_info().rss - rss < 50 * 2**20  # the work bound: decoding it would take gigabytes
 
 
 @pytest.mark.parametrize(

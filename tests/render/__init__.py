@@ -21,12 +21,13 @@ from urllib.parse import unquote, urljoin, urlsplit
 from cms.config import Site
 from cms.content.index import Index
 from cms.render.build import BuildResult, build
+from tests.support import DEMO_DRAFTS, DEMO_SCHEDULED
 
 REPO = Path(__file__).resolve().parent.parent.parent
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 BASE_URL = "https://cinder-and-crema.example"  # the demo's site.base_url
-DRAFTS = ("grinder-buying-guide", "home-roasting-first-steps")
-SCHEDULED = "winter-blend-2027"
+DRAFTS = DEMO_DRAFTS
+SCHEDULED = DEMO_SCHEDULED
 # A post with two tags' neighbours, related posts, one category and one author; an edit of its body
 # changes its page and the feeds that carry its body, nothing else.
 DEMO_POST = "water-chemistry-for-coffee"

@@ -36,6 +36,7 @@ from tests.render import (
     json_ld_blocks,
     parse_html,
 )
+from tests.support import DEMO_LIVE_POSTS
 
 
 @dataclass
@@ -222,7 +223,7 @@ def test_aliases_become_redirect_pages_and_redirect_rules(built: Built) -> None:
 
 def test_drafts_and_scheduled_posts_are_not_published(built: Built) -> None:
     hidden = (*DRAFTS, SCHEDULED)
-    assert len(built.posts()) == 13
+    assert len(built.posts()) == DEMO_LIVE_POSTS
     everything = "\n".join(p.read_text(encoding="utf-8") for p in built.out.rglob("*") if p.is_file())
     for slug in hidden:
         assert not (built.out / "posts" / slug).exists()
