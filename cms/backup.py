@@ -35,9 +35,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from cms import __version__
+from cms import __version__, schema
 from cms.config import Site
-from cms.errors import BadRequest, Conflict, NotFound
+from cms.errors import BadRequest, Conflict, NotFound, StateTooNew
 
 FORMAT = "cms-state-backup"
 FORMAT_VERSION = 1  # raise it when a reader of the old format could not restore the new one
@@ -313,6 +313,7 @@ def restore(site: Site, source: Path) -> Restored:
     folder = site.state_dir
     with _open_archive(source) as archive:
         manifest = _check_archive(source, archive)
+        _check_schemas(source, manifest)
         busy = [p.name for p in state_files(site) if p.suffix == ".db" and _open_elsewhere(p)]
         if busy:
             raise Conflict(
@@ -332,6 +333,25 @@ def restore(site: Site, source: Path) -> Restored:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return Restored(manifest, replaced)
+
+
+def _check_schemas(source: Path, manifest: Manifest) -> None:
+    """Refuse a database whose schema is newer than this cms knows (StateTooNew); an older one is fine:
+    it is migrated when the server or a command next opens it. A database this cms does not declare
+    (one a later version added) is restored as it is: nothing here opens it."""
+    for entry in manifest.files:
+        if entry.kind != "sqlite" or entry.user_version is None or entry.name not in schema.DATABASES:
+            continue
+        known = schema.newest(entry.name)
+        if entry.user_version > known:
+            raise StateTooNew(
+                f"{source}: {entry.name} in the backup has schema version {entry.user_version} (made by cms "
+                f"{manifest.cms_version}), but this cms ({__version__}) knows {entry.name} only up to version "
+                f"{known}: restore it with that cms or a newer one, or restore an older backup",
+                path=source,
+                version=entry.user_version,
+                newest=known,
+            )
 
 
 def _extract(source: Path, archive: zipfile.ZipFile, entry: StateFile, path: Path) -> None:

@@ -16,7 +16,9 @@ Each error is raised where the problem is found and carries what its boundary ne
     ├── Forbidden                        the credentials lack a scope
     ├── PayloadTooLarge                  a body or file over its limit
     ├── UnsupportedMediaType             a body of the wrong content type
-    └── RateLimited(retry_after)         too many requests in the window
+    ├── RateLimited(retry_after)         too many requests in the window
+    └── StateTooNew(path, version, newest) a .cms/ database has a schema version this cms cannot use
+                                         (written by a newer cms): upgrade, or restore an older backup
 """
 
 from __future__ import annotations
@@ -124,3 +126,18 @@ class RateLimited(CMSError):
         super().__init__(message, details={"retry_after": retry_after})
         self.retry_after = retry_after
         self.limit = limit
+
+
+class StateTooNew(CMSError):
+    """A `.cms/` database (or one in a backup) whose `user_version` is past the newest this cms knows.
+
+    Raised when the database is opened, before anything is read or written: running old code on a
+    newer schema could misread or damage what cannot be rebuilt (keys, webhook secrets)."""
+
+    code = "STATE_TOO_NEW"
+
+    def __init__(self, message: str, *, path: Path | str, version: int, newest: int) -> None:
+        super().__init__(message)
+        self.path = Path(path)
+        self.version = version
+        self.newest = newest

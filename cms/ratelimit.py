@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cms import schema
 from cms.errors import RateLimited
 
 MINUTE = 60
@@ -54,14 +55,11 @@ class RateLimiter:
         # WAL checkpoints from fsyncing inside a request (they showed as 100 ms p99 stalls under load).
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS windows (bucket TEXT PRIMARY KEY, minute INTEGER NOT NULL, "
-            "m INTEGER NOT NULL, day INTEGER NOT NULL, d INTEGER NOT NULL) WITHOUT ROWID"
-        )
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS hits (bucket TEXT NOT NULL, window INTEGER NOT NULL, "
-            "count INTEGER NOT NULL, PRIMARY KEY (bucket, window)) WITHOUT ROWID"
-        )
+        try:  # its tables are declared in cms/schema.py; a database from a newer cms is refused here
+            schema.migrate(self._db, schema.RATELIMIT)
+        except BaseException:
+            self._db.close()
+            raise
         self._lock = threading.Lock()
         self._clock = clock
         self._last_sweep = 0.0

@@ -16,22 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS api_keys (
-        id TEXT PRIMARY KEY,            -- public key id, part of the token
-        name TEXT NOT NULL,
-        digest BLOB NOT NULL,           -- keyed blake2b of the secret part; never the secret
-        secret_digest BLOB,             -- optional second factor (X-API-Secret)
-        last4 TEXT NOT NULL,
-        scopes TEXT NOT NULL,           -- space-separated
-        types TEXT,                     -- space-separated content types, NULL = all
-        created_at TEXT NOT NULL,
-        last_used_at TEXT,
-        expires_at TEXT,
-        enabled INTEGER NOT NULL DEFAULT 1
-    )""",
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)",
-)
+from cms import schema
 
 
 class State:
@@ -49,9 +34,11 @@ class State:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._lock = threading.RLock()
-        with self.transaction() as db:
-            for statement in SCHEMA:
-                db.execute(statement)
+        try:  # its tables are declared in cms/schema.py; a database from a newer cms is refused here
+            schema.migrate(self._db, schema.STATE)
+        except BaseException:
+            self._db.close()
+            raise
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -25,6 +25,7 @@ LAYERS = {
     "cms.content.markdown": 1,
     "cms.events.bus": 1,
     "cms.state": 1,
+    "cms.schema": 1,
     "cms.content.snapshot": 1,
     "cms.ratelimit": 1,
     "cms.audit": 1,

@@ -27,11 +27,12 @@ from standardwebhooks import Webhook as Verifier
 
 from bench.webhooks import Hit, Receiver, Reply
 from cms import backup as state_backup
+from cms import schema
 from cms.audit import AuditEntry, AuditLog
 from cms.auth import Keys
 from cms.cli import main
 from cms.config import Site
-from cms.errors import BadRequest, Conflict, NotFound, Unauthorized
+from cms.errors import BadRequest, Conflict, NotFound, StateTooNew, Unauthorized
 from cms.events.bus import Event
 from cms.events.webhooks import Webhooks
 from cms.ratelimit import RateLimiter
@@ -226,8 +227,8 @@ def test_the_manifest_names_format_versions_and_checksums(
     assert manifest["format_version"] == state_backup.FORMAT_VERSION
     assert manifest["created_at"].endswith("Z")
     assert {f["name"]: f.get("user_version") for f in manifest["files"]} == {
-        "state.db": 0,
-        "ratelimit.db": 0,
+        "state.db": schema.newest("state.db"),
+        "ratelimit.db": schema.newest("ratelimit.db"),
         "audit.jsonl": None,
     }
 
@@ -304,6 +305,47 @@ def test_a_newer_format_is_refused_naming_both_versions(made: tuple[Site, Path],
     message = refused(fresh, tmp_path / "newer.zip")
     assert f"format {state_backup.FORMAT_VERSION + 1}" in message and "cms 9.0.0" in message
     assert f"up to {state_backup.FORMAT_VERSION}" in message
+
+
+def set_schema_version(site: Site, name: str, version: int) -> None:
+    """Set a database's user_version by hand (every connection to it is closed)."""
+    db = sqlite3.connect(site.state_dir / name, isolation_level=None)
+    try:
+        db.execute(f"PRAGMA user_version = {version}")
+    finally:
+        db.close()
+
+
+def test_a_database_newer_than_this_cms_is_refused(
+    populated: tuple[Site, list[str], list[str]], tmp_path: Path
+) -> None:
+    site, _, _ = populated
+    newer = schema.newest("state.db") + 1
+    set_schema_version(site, "state.db", newer)  # as a newer cms would have left it
+    state_backup.backup(site, tmp_path / "newer.zip")
+    fresh = fresh_copy(site, tmp_path / "fresh")
+    with pytest.raises(StateTooNew) as refused_with:
+        state_backup.restore(fresh, tmp_path / "newer.zip")
+    assert (refused_with.value.version, refused_with.value.newest) == (newer, schema.newest("state.db"))
+    message = refused(fresh, tmp_path / "newer.zip")  # and the CLI says so in one line
+    assert "state.db" in message and f"version {newer}" in message and len(message.strip().splitlines()) == 1
+
+
+def test_an_older_database_is_restored_and_migrated_at_the_next_start(
+    populated: tuple[Site, list[str], list[str]], tmp_path: Path
+) -> None:
+    site, tokens, _ = populated
+    set_schema_version(site, "state.db", 0)  # a backup from before versioned schemas
+    manifest = state_backup.backup(site, tmp_path / "older.zip")
+    assert {f.name: f.user_version for f in manifest.files}["state.db"] == 0
+    fresh = fresh_copy(site, tmp_path / "fresh")
+    state_backup.restore(fresh, tmp_path / "older.zip")
+    state = State(fresh.state_dir)
+    try:
+        assert Keys(state).verify(tokens[0]).name == "editor"
+        assert state.query("PRAGMA user_version")[0][0] == schema.newest("state.db")
+    finally:
+        state.close()
 
 
 @pytest.mark.parametrize("keep", [0.5, 0.9, 0.99])

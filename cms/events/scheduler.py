@@ -21,10 +21,6 @@ from cms.state import State
 
 log = logging.getLogger("cms.scheduler")
 
-SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS schedule (doc_id TEXT PRIMARY KEY, live INTEGER NOT NULL, etag TEXT NOT NULL, "
-    "type TEXT NOT NULL)"
-)
 _MAX_SLEEP_S = 1.0
 
 
@@ -51,9 +47,7 @@ class Scheduler:
         # costs two comparisons instead of a scan of the index and the schedule table (at 10,000
         # documents that scan held the GIL for tens of milliseconds a second: API p99 spikes).
         self._generation = -1
-        self._next: datetime | None = None
-        with state.transaction() as db:
-            db.execute(SCHEMA)
+        self._next: datetime | None = None  # its table, `schedule`, is declared in cms/schema.py
 
     def check(self, *, reconcile: bool = False) -> list[Event]:
         """Announce documents whose visibility changed with time (and, reconciling, by hand edits)."""
