@@ -82,6 +82,11 @@ class NetworkSection:
         "Host names and IP addresses that webhooks and image localization may reach although they are private"
         ' (any port), e.g. ["10.0.0.5", "n8n.internal"]. Never link-local or cloud metadata addresses.',
     )
+    public_targets: bool = _h(
+        True,
+        "Let webhooks and image localization reach public addresses; false keeps them to allowed_hosts (and"
+        " private addresses when allowed): a closed network, or a fuzzed test server that must not reach out.",
+    )
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ Two ways past the public-only rule ([network] in cms.toml): `allowed_hosts` open
 addresses it names (any port), `allow_private_addresses` every private and loopback range (the
 broad switch of local test setups). Neither opens link-local addresses or the cloud metadata
 services, in any embedded form: those carry instance credentials and no receiver lives there.
+`public_targets = false` closes the other way: only named (or, when allowed, private) targets.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from cms.config import NetworkSection
 from cms.errors import BadRequest
 
 Resolver = Callable[[str, int], list[str]]
@@ -106,18 +108,19 @@ class Target:
 
 def vet_url(
     url: str,
+    network: NetworkSection = NetworkSection(),  # noqa: B008 - frozen: one shared default is safe
     *,
-    allow_private: bool = False,
-    allowed_hosts: tuple[str, ...] = (),
     resolver: Resolver = system_resolver,
     allowed_ports: tuple[int, ...] = (80, 443),
 ) -> Target:
-    """Check a URL and resolve it once; BlockedTarget says why it may not be fetched.
+    """Check a URL under the site's [network] rules and resolve it once; BlockedTarget says why not.
 
-    `allowed_hosts` names hosts and IP addresses that may be private and use any port;
-    `allow_private` opens every private and loopback address and port. Link-local and metadata
-    addresses are refused whatever either says.
+    `network.allowed_hosts` names hosts and IP addresses that may be private and use any port;
+    `network.allow_private_addresses` opens every private and loopback address and port;
+    `network.public_targets = false` refuses public addresses that are not named. Link-local and
+    metadata addresses are refused whatever they say.
     """
+    allow_private = network.allow_private_addresses
     if not isinstance(url, str) or len(url) > 2048:
         raise BlockedTarget("the URL must be a string of at most 2048 characters")
     try:
@@ -134,7 +137,7 @@ def vet_url(
         raise BlockedTarget("the URL has no host")
     port = port or (443 if parts.scheme == "https" else 80)
     literal = _literal_ip(host)
-    named = _allowed(allowed_hosts)
+    named = _allowed(tuple(network.allowed_hosts))
     host_named = (literal or host.rstrip(".")) in named
     if not (allow_private or host_named) and port not in allowed_ports:
         raise BlockedTarget(f"port {port} is not allowed")
@@ -149,6 +152,10 @@ def vet_url(
             raise BlockedTarget(
                 f"{host!r} resolves to a private, loopback or reserved address; name it in [network] allowed_hosts"
             )
+    if not network.public_targets and not host_named:
+        unnamed = [a for a in addresses if is_public(a) and _normal_ip(a) not in named]
+        if unnamed:
+            raise BlockedTarget(f"{host!r} is a public address and [network] public_targets is false")
     address = addresses[0]
     netloc = f"[{address}]" if ":" in address else address
     pinned = urlunsplit((parts.scheme, f"{netloc}:{port}", parts.path or "/", parts.query, ""))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from cms.config import Site
+from cms.config import NetworkSection, Site
 from cms.errors import ConfigError, Invalid
 from cms.events.webhooks import Webhooks
 from cms.media.fetch import localize
@@ -40,6 +40,8 @@ URL_FORMS = [
     "http://[fe80::1]/",
 ]
 
+PRIVATE = NetworkSection(allow_private_addresses=True)
+
 
 def resolver_for(table: dict[str, list[str]]) -> Callable[[str, int], list[str]]:
     def resolve(host: str, port: int) -> list[str]:
@@ -67,7 +69,11 @@ def test_ordinary_addresses_are_not_forbidden(address: str) -> None:
 def test_metadata_urls_are_refused_even_with_every_opening(url: str, allow_private: bool) -> None:
     opened = ("169.254.169.254", "fd00:ec2::254", "fe80::1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe")
     with pytest.raises(BlockedTarget):
-        vet_url(url, allow_private=allow_private, allowed_hosts=opened, resolver=resolver_for({}))
+        vet_url(
+            url,
+            NetworkSection(allow_private_addresses=allow_private, allowed_hosts=[*opened]),
+            resolver=resolver_for({}),
+        )
 
 
 @pytest.mark.parametrize("answer", ["169.254.169.254", "fd00:ec2::254", "::ffff:169.254.169.254"])
@@ -75,12 +81,14 @@ def test_a_name_resolving_to_metadata_is_refused_even_when_named(answer: str) ->
     resolve = resolver_for({"metadata.google.internal": [answer], "evil.test": ["93.184.215.14", answer]})
     for host in ("metadata.google.internal", "evil.test"):
         with pytest.raises(BlockedTarget, match="link-local or cloud metadata"):
-            vet_url(f"http://{host}/", allow_private=True, allowed_hosts=(host,), resolver=resolve)
+            vet_url(
+                f"http://{host}/", NetworkSection(allow_private_addresses=True, allowed_hosts=[host]), resolver=resolve
+            )
 
 
 def test_allow_private_still_opens_loopback_and_private_ranges_on_any_port() -> None:
-    assert vet_url("http://127.0.0.1:8123/hook", allow_private=True).address == "127.0.0.1"
-    assert vet_url("http://10.0.0.5:5678/", allow_private=True).address == "10.0.0.5"
+    assert vet_url("http://127.0.0.1:8123/hook", PRIVATE).address == "127.0.0.1"
+    assert vet_url("http://10.0.0.5:5678/", PRIVATE).address == "10.0.0.5"
 
 
 def test_private_addresses_are_refused_unless_named() -> None:
@@ -93,19 +101,29 @@ def test_private_addresses_are_refused_unless_named() -> None:
 def test_allowed_hosts_opens_exactly_the_named_hosts_on_any_port() -> None:
     resolve = resolver_for({"n8n.internal": ["10.1.2.3"], "x.n8n.internal": ["10.1.2.9"], "db.internal": ["10.0.0.5"]})
     named = ("10.0.0.5", "N8N.internal.")
-    assert vet_url("http://10.0.0.5:5678/hook", allowed_hosts=named, resolver=resolve).address == "10.0.0.5"
-    assert vet_url("http://n8n.internal:5678/", allowed_hosts=named, resolver=resolve).address == "10.1.2.3"
-    assert vet_url("http://N8N.INTERNAL./", allowed_hosts=named, resolver=resolve).address == "10.1.2.3"
+    assert (
+        vet_url("http://10.0.0.5:5678/hook", NetworkSection(allowed_hosts=[*named]), resolver=resolve).address
+        == "10.0.0.5"
+    )
+    assert (
+        vet_url("http://n8n.internal:5678/", NetworkSection(allowed_hosts=[*named]), resolver=resolve).address
+        == "10.1.2.3"
+    )
+    assert (
+        vet_url("http://N8N.INTERNAL./", NetworkSection(allowed_hosts=[*named]), resolver=resolve).address == "10.1.2.3"
+    )
     # a name resolving only to named addresses is let through on the usual ports
-    assert vet_url("http://db.internal/", allowed_hosts=named, resolver=resolve).address == "10.0.0.5"
+    assert (
+        vet_url("http://db.internal/", NetworkSection(allowed_hosts=[*named]), resolver=resolve).address == "10.0.0.5"
+    )
     for url in ("http://10.0.0.6/", "http://x.n8n.internal/", "http://127.0.0.1:5678/", "http://db.internal:5678/"):
         with pytest.raises(BlockedTarget):
-            vet_url(url, allowed_hosts=named, resolver=resolve)
+            vet_url(url, NetworkSection(allowed_hosts=[*named]), resolver=resolve)
 
 
 def test_a_named_address_is_matched_in_its_other_spellings() -> None:
-    assert vet_url("http://0x0a.0.0.5/", allowed_hosts=("10.0.0.5",)).address == "10.0.0.5"
-    assert vet_url("http://[fd12:0::1]:8080/", allowed_hosts=("fd12::1",)).address == "fd12::1"
+    assert vet_url("http://0x0a.0.0.5/", NetworkSection(allowed_hosts=["10.0.0.5"])).address == "10.0.0.5"
+    assert vet_url("http://[fd12:0::1]:8080/", NetworkSection(allowed_hosts=["fd12::1"])).address == "fd12::1"
 
 
 def test_public_targets_need_no_opening() -> None:
@@ -176,10 +194,20 @@ def test_localization_never_fetches_metadata_even_with_private_addresses_allowed
     new, report = localize(
         content,
         lambda data, name, alt: pytest.fail("nothing may be ingested"),
-        allow_private=True,
-        allowed_hosts=("169.254.169.254",),
+        network=NetworkSection(allow_private_addresses=True, allowed_hosts=["169.254.169.254"]),
         transport=httpx.MockTransport(no_request),
     )
     assert new == content
     assert [entry["status"] for entry in report] == ["failed", "failed"]
     assert all(entry["error"].startswith("refused") for entry in report)
+
+
+def test_public_targets_off_keeps_outbound_requests_to_named_hosts() -> None:
+    closed = NetworkSection(allowed_hosts=["127.0.0.1"], public_targets=False)
+    resolve = resolver_for({"hooks.example": ["93.184.215.14"], "local.test": ["127.0.0.1"]})
+    assert vet_url("http://127.0.0.1:8123/hook", closed).address == "127.0.0.1"
+    assert vet_url("http://local.test/", closed, resolver=resolve).address == "127.0.0.1"
+    for url in ("http://93.184.215.14/", "http://hooks.example/", "http://[2606:4700::1111]/"):
+        with pytest.raises(BlockedTarget, match="public_targets"):
+            vet_url(url, closed, resolver=resolve)
+    assert vet_url("http://hooks.example/", resolver=resolve).address == "93.184.215.14"  # the default is open

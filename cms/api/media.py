@@ -333,8 +333,7 @@ async def _localize(request: Request, body: dict[str, Any]) -> list[dict[str, An
         lambda: localize(
             content,
             ingest,
-            allow_private=svc.site.network.allow_private_addresses,
-            allowed_hosts=tuple(svc.site.network.allowed_hosts),
+            network=svc.site.network,
             max_bytes=svc.site.media.max_bytes,
             skip_prefixes=(f"{base}/uploads/",),
         )

@@ -33,30 +33,14 @@ import httpx
 
 from cms import __version__
 from cms.config import Site
+from cms.content.limits import MAX_TITLE_CHARS, list_problems, text_problems
 from cms.errors import BadRequest, ConfigError, Conflict, Invalid, NotFound
 from cms.events.bus import Event
-from cms.net import BlockedTarget, Resolver, system_resolver, vet_url
+from cms.net import BlockedTarget, Resolver, Target, system_resolver, vet_url
 from cms.state import State
 
 log = logging.getLogger("cms.webhooks")
 
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS webhooks (
-        id TEXT PRIMARY KEY, name TEXT NOT NULL, url TEXT NOT NULL, events TEXT NOT NULL,
-        content_types TEXT, secret TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1,
-        source TEXT NOT NULL DEFAULT 'api', created_at TEXT NOT NULL, failing_since TEXT, disabled_reason TEXT)""",
-    """CREATE TABLE IF NOT EXISTS outbox (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, webhook_id TEXT NOT NULL,
-        event_name TEXT NOT NULL, body BLOB NOT NULL, ordering_key TEXT NOT NULL, created_at REAL NOT NULL,
-        next_attempt_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL,
-        lease_until REAL, last_status INTEGER, finished_at REAL, UNIQUE (event_id, webhook_id))""",
-    "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at)",
-    "CREATE INDEX IF NOT EXISTS outbox_order ON outbox (webhook_id, ordering_key, status, id)",
-    """CREATE TABLE IF NOT EXISTS attempts (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, outbox_id INTEGER NOT NULL, webhook_id TEXT NOT NULL,
-        attempted_at REAL NOT NULL, status_code INTEGER, latency_ms REAL, response TEXT, error TEXT)""",
-    "CREATE INDEX IF NOT EXISTS attempts_outbox ON attempts (outbox_id)",
-)
 # Seed 004 names, accepted in subscriptions: they mean the same action on any document.
 EVENT_ALIASES = {
     "entry.create": "*.created",
@@ -196,22 +180,26 @@ class Webhooks:
         self.state = state
         self.resolver = resolver
         self.clock = clock
-        self.wake = threading.Event()
-        with state.transaction() as db:
-            for statement in SCHEMA:
-                db.execute(statement)
+        self.wake = threading.Event()  # its tables are declared in cms/schema.py (state.db)
         self.sync_config()
 
     # -- subscriptions -------------------------------------------------------------------------
+    def _vet(self, url: str) -> Target:
+        """The URL's vetted target under the site's [network] rules; BlockedTarget says why not."""
+        return vet_url(url, self.site.network, resolver=self.resolver)
+
     def _check(self, url: Any, events: Any, content_types: Any) -> tuple[str, tuple[str, ...], tuple[str, ...] | None]:
         errors: dict[str, list[str]] = {}
         if not isinstance(url, str):
             errors["url"] = ["is required"]
         else:
             try:
-                vet_url(url, allow_private=self.site.network.allow_private_addresses, resolver=self.resolver)
+                self._vet(url)
             except BlockedTarget as exc:
                 errors["url"] = [exc.message]
+        too_many = {k: p for k, v in (("events", events), ("content_types", content_types)) if (p := list_problems(v))}
+        if too_many:  # before the per-item checks below
+            raise Invalid(too_many)
         if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
             errors["events"] = ["must be a non-empty list of event names"]
         else:
@@ -237,6 +225,8 @@ class Webhooks:
         name = values.get("name")
         if not isinstance(name, str) or not name.strip():
             raise Invalid({"name": ["is required"]})
+        if problems := text_problems(name, MAX_TITLE_CHARS):
+            raise Invalid({"name": problems})
         url, events, types = self._check(
             values.get("url"), values.get("events", ["*"]), values.get("content_types", values.get("contentTypes"))
         )
@@ -370,6 +360,8 @@ class Webhooks:
         name = values.get("name", hook.name)
         if not isinstance(name, str) or not name.strip():
             raise Invalid({"name": ["must be a non-empty string"]})
+        if problems := text_problems(name, MAX_TITLE_CHARS):
+            raise Invalid({"name": problems})
         secret = values.get("secret", hook.secret)
         _check_secret(secret)
         with self.state.transaction() as db:
@@ -539,7 +531,7 @@ class Webhooks:
         excerpt = error = None
         retry_after: float | None = None
         try:
-            target = vet_url(hook.url, allow_private=self.site.network.allow_private_addresses, resolver=self.resolver)
+            target = self._vet(hook.url)
             headers = {
                 "content-type": "application/json",
                 "user-agent": f"cms-webhooks/{__version__}",

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
+from cms.config import NetworkSection
 from cms.errors import CMSError
 from cms.net import BlockedTarget, Resolver, system_resolver, vet_url
 
@@ -60,8 +61,7 @@ def fetch_image(
     url: str,
     *,
     client: httpx.Client,
-    allow_private: bool,
-    allowed_hosts: tuple[str, ...] = (),
+    network: NetworkSection,
     resolver: Resolver = system_resolver,
     allowed_ports: tuple[int, ...] = (80, 443),
     max_bytes: int = 10 * 1024 * 1024,
@@ -74,8 +74,7 @@ def fetch_image(
     for hop in range(max_redirects + 1):
         target = vet_url(
             current,
-            allow_private=allow_private,
-            allowed_hosts=allowed_hosts,
+            network,
             resolver=resolver,
             allowed_ports=allowed_ports,
         )
@@ -189,8 +188,7 @@ def localize(
     content: str,
     ingest: Ingest,
     *,
-    allow_private: bool,
-    allowed_hosts: tuple[str, ...] = (),
+    network: NetworkSection,
     resolver: Resolver = system_resolver,
     allowed_ports: tuple[int, ...] = (80, 443),
     max_bytes: int = 10 * 1024 * 1024,
@@ -220,8 +218,7 @@ def localize(
                 fetched = fetch_image(
                     url,
                     client=client,
-                    allow_private=allow_private,
-                    allowed_hosts=allowed_hosts,
+                    network=network,
                     resolver=resolver,
                     allowed_ports=allowed_ports,
                     max_bytes=max_bytes,

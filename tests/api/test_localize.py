@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from cms.api.http import Services
-from cms.config import Site
+from cms.config import NetworkSection, Site
 from cms.events.bus import Event
 from cms.media import MediaItem, MediaLibrary, localize
 from tests.media import images
@@ -25,6 +25,8 @@ from .conftest import assert_error, unlimited, with_upload
 PNG = images.png_alpha((320, 200))
 JPEG = images.jpeg((900, 600))
 BIG = 50 * 1024 * 1024
+
+PRIVATE = NetworkSection(allow_private_addresses=True)  # the origin server is on 127.0.0.1
 
 
 class Origin(ThreadingHTTPServer):
@@ -282,7 +284,7 @@ def test_the_connection_is_pinned_to_the_vetted_address(library: MediaLibrary, o
         return ["127.0.0.1"]
 
     content, report = localize(
-        f"![x](http://images.test:{port}/img.png)", _ingest(library), allow_private=True, resolver=resolver
+        f"![x](http://images.test:{port}/img.png)", _ingest(library), network=PRIVATE, resolver=resolver
     )
     assert report[0]["status"] == "ok", report
     assert resolved == ["images.test"]  # resolved once, by the vetting resolver; no other DNS
@@ -311,7 +313,7 @@ def test_loopback_in_every_spelling_is_refused_with_no_connection(library: Media
     new, report = localize(
         content,
         _ingest(library),
-        allow_private=False,
+        network=NetworkSection(),
         resolver=lambda host, _port: stub[host],
         allowed_ports=(80, 443, port),  # the port is allowed, so only the address can refuse
     )
@@ -324,11 +326,11 @@ def test_loopback_in_every_spelling_is_refused_with_no_connection(library: Media
 
 def test_a_drip_feed_stops_at_the_deadline(library: MediaLibrary, origin: Origin) -> None:
     # pytest's timeout guards the hang; the report says the project's deadline, not a read timeout, ended it
-    _, report = localize(f"![x]({origin.base}/drip.png)", _ingest(library), allow_private=True, total_timeout=1.0)
+    _, report = localize(f"![x]({origin.base}/drip.png)", _ingest(library), network=PRIVATE, total_timeout=1.0)
     assert report[0]["status"] == "failed" and "too long" in report[0]["error"]
 
 
 def test_own_uploads_are_not_downloaded_again(library: MediaLibrary, origin: Origin) -> None:
     content = f"![x]({origin.base}/img.png)"
-    new, report = localize(content, _ingest(library), allow_private=True, skip_prefixes=(origin.base,))
+    new, report = localize(content, _ingest(library), network=PRIVATE, skip_prefixes=(origin.base,))
     assert (new, report, origin.hits) == (content, [], [])
