@@ -71,7 +71,8 @@ class Preview:
     def rebuild(self) -> None:
         started = time.perf_counter()
         try:
-            result = build(self.site, self.index, out=self.out, drafts=self.drafts, base_url="")
+            # (a shutdown stops it between two pages: the server exits within seconds, not a build later)
+            result = build(self.site, self.index, out=self.out, drafts=self.drafts, base_url="", stop=self._stop.is_set)
         finally:
             self._first_build.set()  # (a failed first build still ends the wait: the 404 page says why)
         if result.errors:
@@ -109,7 +110,8 @@ class Preview:
                 try:
                     self.rebuild()
                 except Exception:  # noqa: BLE001 - a broken template must not stop the preview
-                    log.exception("preview rebuild failed")
+                    if not self._stop.is_set():  # (stopping kills the render workers: an expected failure)
+                        log.exception("preview rebuild failed")
 
     def _watch_theme(self) -> None:
         """Theme files and cms.toml are not content: watch them here."""
@@ -135,13 +137,23 @@ class Preview:
         except Exception:  # noqa: BLE001
             log.exception("theme watcher stopped")
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Ask the threads to finish (a rebuild under way finishes or fails first); do not wait."""
         self._stop.set()
         self._dirty.set()
         self._first_build.set()
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for the threads to finish; whether they have."""
+        deadline = time.monotonic() + timeout
         for thread in (self._thread, self._theme_watch):
             if thread is not None:
-                thread.join(5)
+                thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread is not None and thread.is_alive() for thread in (self._thread, self._theme_watch))
+
+    def stop(self) -> None:
+        self.request_stop()
+        self.join(5)
 
     # -- HTTP ------------------------------------------------------------------------------------
     async def page(self, request: Request) -> Response:
@@ -149,8 +161,11 @@ class Preview:
         rel = request.path_params.get("path", "")
         if rel == "api" or rel.startswith(("api/", "uploads/")):
             raise HTTPException(404)  # API answers keep the JSON error envelope
-        if not self._first_build.is_set():
-            await asyncio.get_running_loop().run_in_executor(None, self._first_build.wait, FIRST_BUILD_WAIT_S)
+        # Polled on the event loop, not waited for in a thread: a shutdown cancels this request at
+        # once, where a thread blocked in wait() would hold the loop's closing for the whole wait.
+        deadline = time.monotonic() + FIRST_BUILD_WAIT_S
+        while not self._first_build.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         target = self._file(rel)
         if target is None:
             missing = self.out / "404.html"
@@ -211,9 +226,10 @@ class Preview:
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     def routes(self) -> list[Route]:
+        """The site's pages and the live reload: the website, so not part of the API's OpenAPI document."""
         return [
-            Route("/_cms/livereload.js", self.reload_script, methods=["GET"]),
-            Route("/_cms/livereload", self.events, methods=["GET"]),
-            Route("/", self.page, methods=["GET", "HEAD"]),
-            Route("/{path:path}", self.page, methods=["GET", "HEAD"]),
+            Route("/_cms/livereload.js", self.reload_script, methods=["GET"], include_in_schema=False),
+            Route("/_cms/livereload", self.events, methods=["GET"], include_in_schema=False),
+            Route("/", self.page, methods=["GET", "HEAD"], include_in_schema=False),
+            Route("/{path:path}", self.page, methods=["GET", "HEAD"], include_in_schema=False),
         ]

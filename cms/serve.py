@@ -7,22 +7,36 @@ watcher; keys and (later) rate limits live in the shared SQLite state, so worker
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import logging
 import os
+import signal
 import sys
+import threading
+from types import FrameType
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 
+from cms import workers as processes
 from cms.api.app import create_app
 from cms.config import Site
 from cms.content.index import Index
 from cms.content.store import Store
 from cms.events.bus import Bus
+from cms.ratelimit import RateLimiter
+from cms.state import State
 
 log = logging.getLogger("cms.serve")
+
+# `cms serve` exits within 5 s of SIGTERM or Ctrl-C: requests get this long to finish, the threads
+# beside the API (a preview build stops between two pages) and the worker processes the rest.
+GRACEFUL_SHUTDOWN_S = 2.0
+STOP_WAIT_S = 2.8
+# Imported once in the fork server, so a render or image worker starts without importing them.
+WORKER_MODULES = ("cms.render.build", "cms.media.convert")
 
 
 def configure_logging(level: str = "info") -> None:
@@ -65,13 +79,25 @@ class Background:
             self.preview.start()
 
     def stop(self) -> None:
-        for part in (self.watcher, self.uploads, self.scheduler, self.deliverer, self.preview):
+        """Stop them all within a few seconds, even with a preview build in flight.
+
+        What must reach disk goes first (coalesced events into the outbox, rate-limit counts), the
+        waits for threads and pools after, so the exit backstop of `serve` never cuts the first short."""
+        if self.preview is not None:
+            self.preview.request_stop()  # its build stops between two pages while the rest stop
+        for part in (self.watcher, self.uploads, self.scheduler):
             if part is not None:
                 part.stop()
-        self.media.close()
         self.limiter.flush()  # in-process rate-limit counts of the last second
         if self.watcher is not None and hasattr(self.watcher.bus, "stop"):
             self.watcher.bus.stop()  # flush coalesced events into the outbox before exiting
+        for part in (self.deliverer, self.preview):
+            if part is not None:
+                part.stop()
+        self.media.close()
+        # Every pool has been shut down: what is left is a worker a signal cut off while it was being
+        # started. Killed only now, never while a pool reads its results (half a message would hang it).
+        processes.stop_all()
 
 
 def add_preview(app: Starlette, *, drafts: bool) -> Any:
@@ -137,6 +163,7 @@ def serve(
     """Run the server (API, preview, watcher, scheduler, webhook delivery) until Ctrl-C."""
     configure_logging(log_level)
     common: dict[str, Any] = {
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
         "host": host,
         "port": port,
         "log_level": log_level,
@@ -150,8 +177,16 @@ def serve(
         os.environ["CMS_WATCH"] = "1" if watch else "0"
         os.environ["CMS_PREVIEW"] = "0"  # one preview builder per site: run it with a single worker
         os.environ["CMS_DRAFTS"] = "1" if drafts else "0"
+        # Migrate the .cms/ databases here, once, before any worker: a database from a newer cms is then
+        # refused with one line from the CLI, not with a traceback from every worker.
+        State(site.state_dir).close()
+        RateLimiter(site.state_dir).close()
         uvicorn.run("cms.serve:app_from_env", factory=True, workers=workers, **common)
         return
+    sigterm = _stop_on_sigterm()
+    # Before the first thread and before the socket is bound (the fork server is clean whenever it
+    # starts: this only spares the first render its start-up).
+    processes.start_forkserver(WORKER_MODULES)
     app, watcher = build_app(site, watch=watch)
     index = app.state.services.index
     log.info("serving %s: %d documents; API at http://%s:%d/api/v1", site.site.title, len(index), host, port)
@@ -159,8 +194,49 @@ def serve(
     if site_preview is not None:
         log.info("preview at http://%s:%d/%s", host, port, " (drafts shown)" if drafts else "")
     background = Background(app, watcher, site_preview)
-    background.start()
     try:
+        background.start()
+        if sigterm.is_set():  # a SIGTERM whose SystemExit was swallowed while starting
+            raise SystemExit(0)
         uvicorn.Server(uvicorn.Config(app, **common)).run()
     finally:
+        _exit_after(STOP_WAIT_S)
         background.stop()
+        processes.stop_forkserver()
+
+
+def _exit_after(seconds: float) -> None:
+    """The backstop of the 5 s promise: end the process if its shutdown has not within `seconds`.
+
+    Its workers do not outlive it (they die with their parent), but whatever cleanup was left
+    undone stays undone, so this is for a stop that hangs, never the way a stop goes."""
+
+    def exit_now() -> None:
+        log.error("shutdown took longer than %g s; exiting now. Where each thread was:", seconds)
+        faulthandler.dump_traceback(all_threads=True)  # (to stderr: a hang is a bug, this says where)
+        os._exit(1)
+
+    timer = threading.Timer(seconds, exit_now)
+    timer.daemon = True  # (runs on while the interpreter waits for other threads at exit)
+    timer.start()
+
+
+def _stop_on_sigterm() -> threading.Event:
+    """SIGTERM stops the server as Ctrl-C does: cleanly, with status 0. Returns the event it sets.
+
+    Without a handler of ours, SIGTERM ends the process where it stands (while it loads the index)
+    or, once uvicorn has shut down and sent it again, before `background.stop()`: no cleanup runs,
+    worker processes are left behind and the resource tracker warns of leaked semaphores.
+    uvicorn handles it while it runs; this handler covers the start before and the stop after.
+    The SystemExit it raises can be swallowed (Python ignores exceptions in at-fork callbacks, and a
+    signal can land in logging's right after a fork): the caller checks the event before serving."""
+    requested = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if requested.is_set():
+            return  # already stopping: a second SIGTERM must not cut the cleanup short
+        requested.set()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    return requested

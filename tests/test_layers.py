@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "cms"
 LAYERS = {
     "cms.errors": 0,
     "cms.config": 0,
+    "cms.clock": 0,
     "cms.content.model": 0,
     "cms": 0,
     "cms.content.names": 1,
@@ -26,7 +27,9 @@ LAYERS = {
     "cms.events.bus": 1,
     "cms.state": 1,
     "cms.schema": 1,
+    "cms.workers": 1,
     "cms.content.snapshot": 1,
+    "cms.content.forked": 1,
     "cms.ratelimit": 1,
     "cms.audit": 1,
     "cms.net": 1,

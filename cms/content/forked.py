@@ -20,11 +20,12 @@ import pickle
 import selectors
 import signal
 import struct
-import sys
-import threading
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
+
+from cms.workers import can_fork as can_fork  # (the rule: fork only from a single-threaded process)
+from cms.workers import die_with_parent
 
 try:
     import fcntl
@@ -53,14 +54,6 @@ def usable_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-def can_fork() -> bool:
-    """Whether forking workers is safe here: Linux, and no other thread in this process.
-
-    A thread holding a lock (logging, an import, malloc) at the moment of the fork leaves that
-    lock held forever in the child; with a single thread there is no such lock."""
-    return sys.platform == "linux" and hasattr(os, "fork") and threading.active_count() == 1
 
 
 def max_batches() -> int:
@@ -121,6 +114,7 @@ def _start_workers(work: Callable[[Any], Any], batches: Sequence[Any], workers: 
             os.write(tasks_out, b"".join(_TOKEN.pack(i) for i in range(len(batches))))
         finally:
             os.close(tasks_out)  # (before forking: a worker reading past the last number sees the end)
+        parent = os.getpid()
         for _ in range(workers):
             try:
                 result_in, result_out = os.pipe()
@@ -133,7 +127,7 @@ def _start_workers(work: Callable[[Any], Any], batches: Sequence[Any], workers: 
                 os.close(result_out)
                 break
             if pid == 0:
-                _worker(work, batches, tasks_in, result_out, [result_in, *children])
+                _worker(work, batches, tasks_in, result_out, [result_in, *children], parent)
             os.close(result_out)
             children[result_in] = pid
             _widen(result_in)
@@ -148,10 +142,13 @@ def _widen(fd: int) -> None:
         pass  # only an optimization
 
 
-def _worker(work: Callable[[Any], Any], batches: Sequence[Any], tasks: int, out: int, foreign: list[int]) -> NoReturn:
+def _worker(
+    work: Callable[[Any], Any], batches: Sequence[Any], tasks: int, out: int, foreign: list[int], parent: int
+) -> NoReturn:
     """In a forked child: claim batch numbers until none are left, send each result; never returns."""
     status = 1
     try:
+        die_with_parent(parent)  # a parent killed mid-load (SIGTERM, SIGKILL) takes its workers along
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends a worker quietly; the parent cleans up
         for fd in foreign:  # the parent's ends of the pipes: not ours to hold open
             os.close(fd)

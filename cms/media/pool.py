@@ -11,8 +11,6 @@ all or nothing.
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.connection
 import os
 import threading
 import time
@@ -22,6 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+from cms import workers
 from cms.errors import CMSError, Invalid, RateLimited, UnsupportedMediaType
 
 from . import convert
@@ -72,10 +71,9 @@ class Converter:
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                # forkserver: a clean process to fork workers from (fork() of a threaded server can deadlock)
-                context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload(["cms.media.convert"])
-                self._pool = ProcessPoolExecutor(POOL_WORKERS, mp_context=context, initializer=_worker_start)
+                # From the fork server (a server has threads: forking it directly can deadlock), and
+                # dying with this process even when it is killed (kill -9 skips its shutdown).
+                self._pool = workers.pool(POOL_WORKERS, preload=["cms.media.convert"])
             return self._pool
 
     def _reset(self, broken: ProcessPoolExecutor) -> None:
@@ -132,20 +130,6 @@ def _result(future: Future[Any]) -> Any:
 
 
 # -- run in the worker processes -------------------------------------------------------------------
-
-
-def _worker_start() -> None:
-    """Exit with the process that owns the pool, even when it is killed (kill -9 skips its shutdown):
-    a worker blocked on its task queue would otherwise live on, and keep the forkserver alive too."""
-    parent = multiprocessing.parent_process()
-    if parent is None:  # pragma: no cover - workers always have one
-        return
-
-    def watch() -> None:
-        multiprocessing.connection.wait([parent.sentinel])
-        os._exit(0)
-
-    threading.Thread(target=watch, name="cms-media-parent", daemon=True).start()
 
 
 def _ready() -> None:

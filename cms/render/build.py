@@ -17,14 +17,13 @@ import functools
 import gc
 import hashlib
 import json
-import multiprocessing
 import os
-import sys
 import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, as_completed
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +34,7 @@ from jinja2 import Environment
 from markupsafe import Markup
 
 from cms import __version__
+from cms import workers as processes
 from cms.config import Site
 from cms.content.index import Index, Term
 from cms.content.markdown import render_markdown
@@ -988,8 +988,11 @@ def build(
     now: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> BuildResult:
-    """Build the site into `out` (default: paths.output), re-rendering only what changed."""
+    """Build the site into `out` (default: paths.output), re-rendering only what changed.
+
+    `stop` is asked between outputs; when it says yes, BuildStopped is raised (a server shutting down)."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     out = (out or site.output_dir).resolve()
@@ -1027,12 +1030,15 @@ def build(
     signatures: dict[str, str] = {}
     changed_urls: list[str] = []
     n = workers or min(4, os.cpu_count() or 1)
-    forked = len(todo) >= PARALLEL_THRESHOLD and n > 1 and _can_fork()
+    # The rule of cms.workers: fork the renderers directly only from a single-threaded process (`cms
+    # build`); a server's preview renders the Markdown in fork-server workers and the pages here.
+    forked = len(todo) >= PARALLEL_THRESHOLD and n > 1 and processes.can_fork()
     outcomes: Iterable[tuple[str, str]]
     if forked:
         outcomes = _render_forked(s, env, output, todo, n, progress)
     else:
-        _prerender(s, [item for _, item in todo], workers)
+        _check_stop(stop)
+        _prerender(s, [item for _, item in todo], workers, stop)
         outcomes = (_render_one(s, env, output, key, item) for key, item in todo)
     for done, ((key, item), (status, message)) in enumerate(zip(todo, outcomes, strict=True), 1):
         if status == "error":
@@ -1043,6 +1049,7 @@ def build(
             changed_urls.append(s.base_url + "/" + key.removesuffix("index.html"))
         if progress and not forked:  # (the forked workers report their own progress)
             progress(done, len(todo))
+        _check_stop(stop)
     for key in output.unchanged:
         signatures.setdefault(key, old_outputs.get(key, ""))
     output.remove_stale(set(old_outputs) | was_pending | (_existing_files(out) if clean else set()))
@@ -1078,6 +1085,16 @@ def build(
     return BuildResult(
         output.written, output.unchanged, output.removed, errors, seconds, sorted(set(changed_urls)), events, reused
     )
+
+
+class BuildStopped(Exception):
+    """A build cut short by its `stop` callable. Like a crash, it leaves the outputs it was about to
+    rewrite listed as pending in the manifest's folder, so the next build renders them again."""
+
+
+def _check_stop(stop: Callable[[], bool] | None) -> None:
+    if stop is not None and stop():
+        raise BuildStopped("the build was stopped")
 
 
 # Outputs renamed into place are in the page cache, not yet on disk. Many of them are not synced at
@@ -1155,10 +1172,6 @@ def _render_one(s: _Site, env: Environment, output: Output, key: str, item: Plan
     return ("written" if len(output.written) > before else "unchanged"), ""
 
 
-def _can_fork() -> bool:
-    return sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
-
-
 # What forked render workers inherit: the plan and everything it refers to, shared copy-on-write
 # (contexts are closures over the index, so they cannot be pickled; a fork needs no pickling).
 _FORKED: tuple[_Site, Environment, Path, list[tuple[str, Planned]]] | None = None
@@ -1204,7 +1217,7 @@ def _render_forked(
     # plan made since `build` froze the older objects; `build` unfreezes all when it ends).
     gc.freeze()
     try:
-        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+        with processes.pool(n, inherit=True) as pool:
             done = 0
             for future in as_completed([pool.submit(_render_chunk, batch) for batch in batches if batch]):
                 for i, status, message, key in future.result():
@@ -1224,25 +1237,31 @@ def _render_forked(
     return outcomes
 
 
-def _prerender(s: _Site, items: list[Planned], workers: int | None) -> None:
-    """Render the Markdown of every document whose page or feed entry will be rendered, in parallel."""
+def _prerender(s: _Site, items: list[Planned], workers: int | None, stop: Callable[[], bool] | None = None) -> None:
+    """Render the Markdown of every document whose page or feed entry will be rendered, in parallel.
+
+    With `stop`, chunks not yet started are cancelled once it says yes, and the ones running are
+    waited for (small chunks: a fraction of a second): a worker is never killed in the middle of
+    sending its result, which would leave the pool reading half a message, and its process exit waiting."""
     wanted = {doc_id: s.index.docs[doc_id] for item in items for doc_id in item.needs_html}
     site = s.site
     pending = [(d.id, d.body) for d in wanted.values() if d.id not in s.html]
     if len(pending) >= PARALLEL_THRESHOLD and (workers or os.cpu_count() or 1) > 1:
         n = workers or min(4, os.cpu_count() or 1)
-        chunks = [pending[i :: n * 4] for i in range(n * 4)]
-        with ProcessPoolExecutor(n) as pool:
-            results = pool.map(
-                _render_many,
-                chunks,
-                [site.render.raw_html] * len(chunks),
-                [site.render.highlight] * len(chunks),
-                [site.render.engine] * len(chunks),
-            )
-            for chunk in results:
-                for doc_id, html in chunk:
-                    s.html[doc_id] = Markup(html)  # rendered under the raw-HTML policy in the worker
+        chunks = [pending[i :: n * 8] for i in range(n * 8)]
+        options = (site.render.raw_html, site.render.highlight, site.render.engine)
+        with processes.pool(n, preload=["cms.render.build"]) as pool:  # (pickled bodies in, HTML out)
+            running = {pool.submit(_render_many, chunk, *options) for chunk in chunks}
+            while running:
+                done, running = wait_for(running, timeout=0.1, return_when=FIRST_COMPLETED)
+                for future in done:
+                    for doc_id, html in future.result():
+                        s.html[doc_id] = Markup(html)  # rendered under the raw-HTML policy in the worker
+                if running and stop is not None and stop():
+                    for future in running:
+                        future.cancel()
+                    break
+        _check_stop(stop)
     else:
         for doc_id, _ in pending:
             s.html[doc_id] = _render_body(s.index.docs[doc_id], site)

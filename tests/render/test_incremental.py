@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import cms.render.build as build_module
+import cms.workers as workers_module
 from bench.corpus import generate
 from cms.config import Site
 from cms.events.bus import Event
@@ -407,12 +408,12 @@ def test_the_process_pool_gives_the_same_bytes(tmp_path: Path, monkeypatch: pyte
     site = Site.load(tmp_path / "bench")
     pools: list[int] = []
 
-    class Spy(build_module.ProcessPoolExecutor):  # type: ignore[misc]
+    class Spy(workers_module.ProcessPoolExecutor):  # type: ignore[misc]
         def __init__(self, workers: int, **options: object) -> None:
             pools.append(workers)
             super().__init__(workers, **options)
 
-    monkeypatch.setattr(build_module, "ProcessPoolExecutor", Spy)
+    monkeypatch.setattr(workers_module, "ProcessPoolExecutor", Spy)  # (every pool of the project starts there)
     assert 500 * 0.95 >= build_module.PARALLEL_THRESHOLD  # enough published posts to use the pool
     _, parallel = build_site(site, tmp_path / "parallel", workers=2)
     assert pools == [2] and parallel.ok
