@@ -27,6 +27,7 @@ def _fresh_id_sequence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(names, "_last_ms", 0)
     monkeypatch.setattr(names, "_last_rand", 0)
 
+
 REPO = Path(__file__).resolve().parent.parent
 
 MakeSite = Callable[..., Site]

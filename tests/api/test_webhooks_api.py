@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
 from standardwebhooks import Webhook as Verifier
 from starlette.applications import Starlette
@@ -70,6 +71,33 @@ def make_hook(admin: TestClient, url: str, **values: Any) -> dict[str, Any]:
     response = admin.post(HOOKS, json={"name": "hook", "url": url, **values})
     assert response.status_code == 201, response.text
     return response.json()["data"]  # type: ignore[no-any-return]
+
+
+CONTROL = "?control"  # the query string of the positive control's subscription
+
+
+def prove_running(admin: TestClient, app: Starlette, receiver: Receiver) -> None:
+    """The positive control of a quiet period: a test delivery to a new subscription arrives.
+
+    The delivery loop claims due rows oldest first, so once this newer row was sent, any older row the
+    quiet period was checking for was claimed and sent by then too: a stalled loop cannot make the
+    negative check pass. The control's subscription wants no content event, and is answered 200."""
+    answer = receiver.respond
+    receiver.respond = lambda hit: 200 if hit.path.endswith(CONTROL) else answer(hit)
+    control = make_hook(admin, receiver.url + CONTROL, events=["webhook.test"])
+    queued = admin.post(f"{HOOKS}/{control['id']}/test")
+    assert queued.status_code == 202, queued.text
+    event_id = queued.json()["data"]["event_id"]
+    sent = receiver.wait_for(lambda hits: any(h.headers.get("webhook-id") == event_id for h in hits), WAIT_TIMEOUT_S)
+    assert sent, "the delivery loop sent nothing: the quiet period proved nothing"
+    state = hooks_of(app).state
+    wait_until(lambda: not state.query("SELECT id FROM outbox WHERE status = 'sending'"), message="a send never ended")
+    receiver.respond = answer
+
+
+def uncontrolled(receiver: Receiver) -> list[Hit]:
+    """What the receiver got, without the positive control's delivery."""
+    return [h for h in receiver.snapshot() if not h.path.endswith(CONTROL)]
 
 
 # -- CRUD and scopes -----------------------------------------------------------------------------
@@ -230,8 +258,9 @@ def test_the_outbox_row_is_committed_before_the_write_returns(
     with delivering(app):
         assert receiver.wait_for(lambda hits: len(hits) >= 3, WAIT_TIMEOUT_S)
         wait_until(lambda: hooks_of(app).pending_count() == 0)
-        time.sleep(0.2)
-    hits = receiver.snapshot()
+        time.sleep(0.2)  # nothing is sent twice ...
+        prove_running(admin, app, receiver)  # ... while the loop kept running
+    hits = uncontrolled(receiver)
     assert len(hits) == 3  # everything, once
     assert [json.loads(h.body)["event"] for h in hits] == ["post.created", "post.published", "post.updated"]
     for hit in hits:
@@ -283,8 +312,25 @@ def test_private_and_malformed_targets_are_refused(demo_site: Site, receiver: Re
             admin.patch(f"{HOOKS}/{hook_id}", json={"url": f"http://127.0.0.1:{port}/"}), 422, "VALIDATION_ERROR"
         )
         assert admin.delete(f"{HOOKS}/{hook_id}").status_code == 204
-        with delivering(app):
-            time.sleep(0.3)
+        assert hooks_of(app).state.query("SELECT id FROM outbox") == []  # the proof: nothing can be sent
+        # The delivery loop runs anyway, with a public subscription as the positive control (its request
+        # is answered by a mock transport: no packet leaves the machine). A refused target is never
+        # stored, so nothing reaches the local receiver however long the loop runs.
+        public = make_hook(admin, "https://93.184.216.34/control", events=["webhook.test"])
+        sent: list[str] = []
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            sent.append(request.headers["webhook-id"])
+            return httpx.Response(200)
+
+        event_id = admin.post(f"{HOOKS}/{public['id']}/test").json()["data"]["event_id"]
+        deliverer = Deliverer(hooks_of(app), transport=httpx.MockTransport(answer))
+        deliverer.start()
+        try:
+            time.sleep(0.3)  # nothing reaches the receiver ...
+            wait_until(lambda: event_id in sent, message="the delivery loop sent nothing")  # ... while it ran
+        finally:
+            deliverer.stop()
     finally:
         state.close()
     assert receiver.count() == 0
@@ -303,8 +349,9 @@ def test_seed_000_list_and_trigger(admin: TestClient, app: Starlette, receiver: 
     event_id = triggered.json()["data"]["event_id"]
     with delivering(app):
         assert receiver.wait_for(lambda hits: len(hits) >= 1, WAIT_TIMEOUT_S)
-        time.sleep(0.2)
-    (hit,) = receiver.snapshot()
+        time.sleep(0.2)  # the media.uploaded subscription gets nothing ...
+        prove_running(admin, app, receiver)  # ... while the loop kept running
+    (hit,) = uncontrolled(receiver)
     body = Verifier(hook["secret"]).verify(hit.body, hit.headers)
     assert hit.headers["webhook-id"] == event_id
     assert body["event"] == "post.published" and body["payload"] == {"slug": "hello"} and body["manual"] is True
@@ -324,8 +371,9 @@ def test_the_test_endpoint_queues_a_delivery_that_then_appears(
     with delivering(app):
         assert receiver.wait_for(lambda hits: len(hits) >= 1, WAIT_TIMEOUT_S)
         wait_until(lambda: hooks_of(app).pending_count() == 0)
-        time.sleep(0.2)
-    (hit,) = receiver.snapshot()  # the one subscription only, even if others want everything
+        time.sleep(0.2)  # nothing for the other subscription ...
+        prove_running(admin, app, receiver)  # ... while the loop kept running
+    (hit,) = uncontrolled(receiver)  # the one subscription only, even if others want everything
     assert hit.path == "/hook"
     assert Verifier(hook["secret"]).verify(hit.body, hit.headers)["event"] == "webhook.test"
     log = admin.get(f"{HOOKS}/{hook['id']}/deliveries").json()
@@ -380,18 +428,19 @@ def test_410_over_the_api_disables_the_subscription(
     with delivering(app):
         wait_until(lambda: admin.get(f"{HOOKS}/{hook['id']}").json()["data"]["enabled"] is False)
         writer.post("/api/v1/posts", json={"title": "Two", "content": "x"})
-        time.sleep(0.3)
+        time.sleep(0.3)  # the disabled subscription gets nothing more ...
+        prove_running(admin, app, receiver)  # ... while the loop kept running
     data = admin.get(f"{HOOKS}/{hook['id']}").json()["data"]
     assert "410" in data["disabled_reason"]
-    assert receiver.count() == 1
+    assert len(uncontrolled(receiver)) == 1
     # Turning it on again clears the reason, and deliveries resume for new events.
     receiver.respond = lambda hit: 200
     on = admin.patch(f"{HOOKS}/{hook['id']}", json={"enabled": True}).json()["data"]
     assert on["enabled"] is True and on["disabled_reason"] is None
     writer.post("/api/v1/posts", json={"title": "Three", "content": "x"})
     with delivering(app):
-        assert receiver.wait_for(lambda hits: len(hits) >= 2, WAIT_TIMEOUT_S)
-    assert json.loads(receiver.snapshot()[1].body)["post"]["title"] == "Three"
+        wait_until(lambda: len(uncontrolled(receiver)) >= 2, message="the re-enabled subscription got nothing")
+    assert json.loads(uncontrolled(receiver)[1].body)["post"]["title"] == "Three"
 
 
 # -- declared in cms.toml ------------------------------------------------------------------------
@@ -452,7 +501,8 @@ def test_a_receiver_sees_only_the_events_it_subscribed_to(
     assert writer.post(f"/api/v1/posts/{doc['id']}/restore").status_code == 200
     with delivering(app):
         assert receiver.wait_for(lambda hits: len(hits) >= 2, WAIT_TIMEOUT_S)
-        time.sleep(0.2)
+        time.sleep(0.2)  # no other event follows ...
+        prove_running(admin, app, receiver)  # ... while the loop kept running (its hit is not in `seen`)
     assert seen == ["post.deleted", "post.restored"]
 
 

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from cms.media import MediaLibrary, UploadsWatcher, sniff
 from cms.media import files as files_module
 from tests.conftest import MakeSite
 from tests.media import images
+from tests.support import wait_until
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 FOLDER = "images/2026/05"
@@ -249,6 +249,19 @@ def test_a_worker_that_dies_mid_conversion_is_a_422_and_the_pool_recovers(site: 
     before = files(site.uploads_dir)
     outcome: dict[str, str] = {}
 
+    def workers() -> list[psutil.Process]:
+        # Workers are forked by multiprocessing's forkserver (our child): its children.
+        return [worker for child in psutil.Process().children() for worker in child.children()]
+
+    def cpu(worker: psutil.Process) -> float:
+        try:
+            times = worker.cpu_times()
+        except psutil.NoSuchProcess:
+            return 0.0
+        return float(times.user + times.system)
+
+    idle = {w.pid: cpu(w) for w in workers()}
+
     def upload() -> None:
         try:
             library.ingest(images.jpeg((4000, 3000)), "doomed.jpg")
@@ -258,11 +271,15 @@ def test_a_worker_that_dies_mid_conversion_is_a_422_and_the_pool_recovers(site: 
 
     thread = threading.Thread(target=upload)
     thread.start()
-    time.sleep(0.5)
-    # Workers are forked by multiprocessing's forkserver (our child): kill its children, as a codec crash would.
-    for child in psutil.Process().children():
-        for worker in child.children():
-            worker.kill()
+    # Mid-conversion, whatever the machine's speed: a worker has used CPU time since the warm-up
+    # (a 12-megapixel image takes it seconds), not a fixed pause that a slow start could outlast.
+    wait_until(
+        lambda: any(cpu(w) > idle.get(w.pid, 0.0) + 0.05 for w in workers()) or not thread.is_alive(),
+        message="no worker started converting",
+    )
+    assert thread.is_alive(), outcome  # still converting: the kill lands mid-conversion
+    for worker in workers():
+        worker.kill()  # as a codec crash would
     thread.join(60)
     assert "converter stopped" in outcome["result"]
     assert files(site.uploads_dir) == before
@@ -477,14 +494,10 @@ def test_uploads_watcher_takes_in_dropped_images(site: Site, library: MediaLibra
     try:
         (site.uploads_dir / "notes.txt").write_text("negative control")
         (site.uploads_dir / "drop.jpg").write_bytes(images.jpeg((800, 600)))
-        deadline = time.monotonic() + 15
-        while not (site.uploads_dir / "drop.yaml").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        while not events and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: (site.uploads_dir / "drop.yaml").exists(), message="drop.jpg was not taken in")
+        wait_until(lambda: events, message="no media.uploaded event")
     finally:
         watcher.stop()
-    assert (site.uploads_dir / "drop.yaml").exists()
     assert [e.name for e in events] == ["media.uploaded"]
     assert events[0].data["media"]["file"] == "drop.jpg" and events[0].source == "watch"
     assert not (site.uploads_dir / "notes.yaml").exists()
