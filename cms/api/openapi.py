@@ -41,6 +41,9 @@ DOCS_CSP = (
 )
 TYPE_NAME = "^[a-z][a-z0-9_-]{0,63}$"  # cms.content.names.check_type_name (device names also refused)
 FIELD_NAME = "^[A-Za-z_][A-Za-z0-9_]{0,63}$"  # cms.content.model.field_from_dict
+# A path under uploads/ may hold "/", but no "." or ".." segment: a client resolves those before
+# sending (RFC 3986 5.2.4), so such a request would reach another path than the one described.
+_UPLOAD_PATH = {"type": "string", "minLength": 1, "pattern": r"^(?!(.*/)?\.\.?(/|$))"}
 # Path parameters never hold "/" (Starlette matches one segment) nor start with "." (dot segments).
 SEGMENT = "^[^/.][^/]*$"
 ERROR_TEXT = {
@@ -160,8 +163,8 @@ def build_spec(app_routes: list[Any], site: Site, index: Index, now: datetime | 
     custom = [t for t in document_types(index) if t not in ("posts", "pages")]
     paths: dict[str, dict[str, Any]] = {}
     for route in app_routes:
-        if not isinstance(route, Route) or route.methods is None:
-            continue
+        if not isinstance(route, Route) or route.methods is None or not route.include_in_schema:
+            continue  # the preview's pages are the website, described by the theme, not the API
         for method in sorted(route.methods - {"HEAD"}):  # Starlette answers HEAD for every GET
             for path, op in _describe(ctx, spec_path(route.path), method, custom):
                 paths.setdefault(path, {})[method.lower()] = op
@@ -1299,7 +1302,7 @@ def _media_op(kind: str) -> Callable[[_Ctx], dict[str, Any]]:
             "media",
             "An uploaded image file",
             scope=None,
-            params=[_param("path", "path", {"type": "string", "minLength": 1}, "Path under uploads/ (may hold /)")],
+            params=[_param("path", "path", _UPLOAD_PATH, "Path under uploads/ (may hold /)")],
             ok={
                 "200": {
                     "description": "The image, with its sniffed type",
