@@ -17,6 +17,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cms.content.ulid import encode
+
 # -- vocabulary ----------------------------------------------------------------------------------
 
 FUNCTION_WORDS = """
@@ -110,7 +112,6 @@ N_TAGS = 200
 N_TAG_FILES = 12
 DRAFT_RATE = 0.03
 SCHEDULED_RATE = 0.01
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 POSTS_SCHEMA = """\
 # Custom fields of the benchmark posts (the built-in post fields stay).
@@ -135,7 +136,7 @@ def ulid(rng: random.Random, when: datetime) -> str:
     """A ULID from a moment and the seeded RNG: 48-bit milliseconds + 80 random bits, Crockford base32."""
     ms = int(when.timestamp()) * 1000 + rng.randrange(1000)
     n = (ms << 80) | rng.getrandbits(80)
-    return "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in range(25, -1, -1))
+    return encode(n)
 
 
 def slug_of(text: str) -> str:

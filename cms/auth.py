@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from cms.clock import Clock, iso_z, iso_z_or_none, utc_now
 from cms.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from cms.state import State
 
@@ -67,9 +68,9 @@ class ApiKey:
             "last4": self.last4,
             "has_secret": self.has_secret,
             "enabled": self.enabled,
-            "created_at": _iso(self.created_at),
-            "last_used_at": _iso(self.last_used_at),
-            "expires_at": _iso(self.expires_at),
+            "created_at": iso_z(self.created_at),
+            "last_used_at": iso_z_or_none(self.last_used_at),
+            "expires_at": iso_z_or_none(self.expires_at),
         }
 
 
@@ -80,10 +81,6 @@ class IssuedKey:
     key: ApiKey
     token: str
     secret: str | None = None
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -101,7 +98,7 @@ def check_scopes(scopes: Iterable[str]) -> frozenset[str]:
 class Keys:
     """Create, verify, list and change API keys stored in the site's state database."""
 
-    def __init__(self, state: State, clock: Any = lambda: datetime.now(UTC)) -> None:
+    def __init__(self, state: State, clock: Clock = utc_now) -> None:
         self.state = state
         self.clock = clock
         self._pepper = state.secret("key-pepper")

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from cms import __version__, schema
+from cms.clock import iso_z, utc_now
 from cms.config import Site
 from cms.errors import BadRequest, Conflict, NotFound, StateTooNew
 
@@ -117,7 +118,7 @@ def backup(site: Site, target: Path) -> Manifest:
                 members.append((_copy_log(source, copy), copy))
             else:
                 members.append((_copy_database(source, copy), copy))
-        manifest = Manifest(FORMAT_VERSION, __version__, _now(), tuple(m for m, _ in members))
+        manifest = Manifest(FORMAT_VERSION, __version__, iso_z(utc_now(), "seconds"), tuple(m for m, _ in members))
         _write_zip(target, manifest, members)
     return manifest
 
@@ -445,7 +446,3 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _now() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -7,6 +7,7 @@ Each error is raised where the problem is found and carries what its boundary ne
     ├── ConfigError(key, value)          cms.toml is missing a key or holds a bad value
     ├── ParseError(path, line)           a content file cannot be read (YAML, encoding, size, aliases)
     ├── BadRequest(details)              a request or query is malformed (unknown parameter, bad operator)
+    │   └── BlockedTarget                a URL that may not be fetched (scheme, credentials, port, address)
     ├── Invalid(details)                 a document breaks its schema: {field: [messages]}
     ├── NotFound                         no document, type, term or key with that reference
     ├── Conflict(current_etag)           the file changed since it was read, or a slug is taken
@@ -17,8 +18,14 @@ Each error is raised where the problem is found and carries what its boundary ne
     ├── PayloadTooLarge                  a body or file over its limit
     ├── UnsupportedMediaType             a body of the wrong content type
     ├── RateLimited(retry_after)         too many requests in the window
-    └── StateTooNew(path, version, newest) a .cms/ database has a schema version this cms cannot use
-                                         (written by a newer cms): upgrade, or restore an older backup
+    ├── StateTooNew(path, version, newest) a .cms/ database has a schema version this cms cannot use
+    │                                    (written by a newer cms): upgrade, or restore an older backup
+    ├── FetchFailed                      a download gave no image (HTTP status, size, time, not an image)
+    ├── ThemeError                       a template cannot be loaded or rendered (names file and line)
+    └── OutputError                      two outputs of one build want the same path (a bug in the plan)
+
+The mechanisms that raise the last four re-export them (`cms.net`, `cms.media.fetch`,
+`cms.render.theme`, `cms.render.output`), so either import works.
 """
 
 from __future__ import annotations
@@ -73,6 +80,12 @@ class Invalid(CMSError):
     def __init__(self, details: dict[str, list[str]], message: str = "") -> None:
         fields = ", ".join(sorted(details))
         super().__init__(message or f"invalid field(s): {fields}", details=details)
+
+
+class BlockedTarget(BadRequest):
+    """A URL that may not be fetched (scheme, credentials, port, or a private address); see `cms.net`."""
+
+    code = "BLOCKED_TARGET"
 
 
 class NotFound(CMSError):
@@ -141,3 +154,21 @@ class StateTooNew(CMSError):
         self.path = Path(path)
         self.version = version
         self.newest = newest
+
+
+class FetchFailed(CMSError):
+    """A download that did not give an image (HTTP status, size, time, not an image)."""
+
+    code = "FETCH_FAILED"
+
+
+class ThemeError(CMSError):
+    """A template that cannot be loaded or rendered; the message names the file and line."""
+
+    code = "THEME_ERROR"
+
+
+class OutputError(CMSError):
+    """Two outputs of one build want the same path: a bug in the build plan, never in content."""
+
+    code = "OUTPUT_ERROR"

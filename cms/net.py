@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from cms.config import NetworkSection
-from cms.errors import BadRequest
+from cms.errors import BlockedTarget as BlockedTarget  # (re-exported: its old home)
 
 Resolver = Callable[[str, int], list[str]]
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -33,12 +33,6 @@ _EXTRA_BLOCKED = [ipaddress.ip_network(n) for n in ("100.64.0.0/10", "192.0.0.0/
 # Metadata services outside the link-local ranges (169.254.169.254 is inside 169.254.0.0/16):
 # AWS's IPv6 endpoint, Google Cloud's IPv6 endpoint and Alibaba Cloud's (inside 100.64.0.0/10).
 _METADATA = [ipaddress.ip_network(n) for n in ("fd00:ec2::254/128", "fd20:ce::254/128", "100.100.100.200/32")]
-
-
-class BlockedTarget(BadRequest):
-    """A URL that may not be fetched (scheme, credentials, port, or a private address)."""
-
-    code = "BLOCKED_TARGET"
 
 
 def system_resolver(host: str, port: int) -> list[str]:

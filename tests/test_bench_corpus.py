@@ -11,7 +11,8 @@ from bench.corpus import AUTHORS, CATEGORIES, N_TAG_FILES, generate
 from cms.config import Site
 from cms.content.index import Index
 from cms.content.model import Status
-from cms.content.names import id_time_ms, is_id
+from cms.content.names import is_id
+from cms.content.ulid import id_time_ms
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)  # after every ordinary post date, long before the scheduled ones
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from cms.clock import from_timestamp
 from cms.ratelimit import DAY, MINUTE, RateLimiter
-from tests.support import SecondsClock
+from tests.support import Clock
 
 START = 1_800_000_000.0 - 1_800_000_000.0 % DAY  # the start of a day: windows line up
 
@@ -23,41 +24,41 @@ def stored(folder: Path, bucket: str) -> tuple[int, int] | None:
 
 @pytest.mark.parametrize("shared", [True, False], ids=["shared", "in-process"])
 def test_the_minute_limit_is_exact_and_resets_with_the_window(tmp_path: Path, shared: bool) -> None:
-    clock = SecondsClock(START)
+    clock = Clock(from_timestamp(START))
     limiter = RateLimiter(tmp_path, clock, shared=shared)
     verdicts = [limiter.hit("key:a", 5, 1000) for _ in range(7)]
     assert [v.allowed for v in verdicts] == [True] * 5 + [False] * 2
     assert [v.remaining for v in verdicts] == [4, 3, 2, 1, 0, 0, 0]
     assert verdicts[-1].retry_after == MINUTE
     assert limiter.hit("key:b", 5, 1000).allowed  # another bucket is counted apart
-    clock.now += MINUTE
+    clock.advance(seconds=MINUTE)
     assert limiter.hit("key:a", 5, 1000).remaining == 4
     limiter.close()
 
 
 @pytest.mark.parametrize("shared", [True, False], ids=["shared", "in-process"])
 def test_the_day_limit_outlasts_minutes(tmp_path: Path, shared: bool) -> None:
-    clock = SecondsClock(START)
+    clock = Clock(from_timestamp(START))
     limiter = RateLimiter(tmp_path, clock, shared=shared)
     for _ in range(3):
         assert limiter.hit("key:a", 100, 3).allowed
-        clock.now += MINUTE
+        clock.advance(seconds=MINUTE)
     refused = limiter.hit("key:a", 100, 3)
     assert not refused.allowed and refused.retry_after == DAY - 3 * MINUTE
-    clock.now += DAY
+    clock.advance(seconds=DAY)
     assert limiter.hit("key:a", 100, 3).allowed
     limiter.close()
 
 
 def test_in_process_counts_reach_the_file_once_a_second_and_survive_a_restart(tmp_path: Path) -> None:
-    clock = SecondsClock(START)
+    clock = Clock(from_timestamp(START))
     limiter = RateLimiter(tmp_path, clock, shared=False)
     limiter.hit("key:a", 100, 1000)  # the first hit of a process writes (it has never flushed)
     assert stored(tmp_path, "key:a") == (1, 1)
     for _ in range(9):
         limiter.hit("key:a", 100, 1000)
     assert stored(tmp_path, "key:a") == (1, 1)  # not yet: within the same second
-    clock.now += 1
+    clock.advance(seconds=1)
     limiter.hit("key:a", 100, 1000)
     assert stored(tmp_path, "key:a") == (11, 11)
     limiter.hit("key:a", 100, 1000)
@@ -66,14 +67,14 @@ def test_in_process_counts_reach_the_file_once_a_second_and_survive_a_restart(tm
 
     restarted = RateLimiter(tmp_path, clock, shared=False)
     assert restarted.hit("key:a", 100, 1000).remaining == 100 - 13  # the count carried over
-    clock.now += MINUTE
+    clock.advance(seconds=MINUTE)
     again = restarted.hit("key:a", 100, 13)
     assert not again.allowed  # the 14th of the day over a limit of 13, across the restart
     restarted.close()
 
 
 def test_a_shared_limiter_sees_what_an_in_process_one_wrote(tmp_path: Path) -> None:
-    clock = SecondsClock(START)
+    clock = Clock(from_timestamp(START))
     alone = RateLimiter(tmp_path, clock, shared=False)
     for _ in range(4):
         alone.hit("key:a", 5, 1000)
@@ -87,7 +88,7 @@ def test_a_shared_limiter_sees_what_an_in_process_one_wrote(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("shared", [True, False], ids=["shared", "in-process"])
 def test_concurrent_hits_are_each_counted_once(tmp_path: Path, shared: bool) -> None:
-    limiter = RateLimiter(tmp_path, SecondsClock(START), shared=shared)
+    limiter = RateLimiter(tmp_path, Clock(from_timestamp(START)), shared=shared)
     allowed: list[bool] = []
     lock = threading.Lock()
 

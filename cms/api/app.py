@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -19,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cms.audit import AuditEntry, AuditLog, action_of
 from cms.auth import Keys
+from cms.clock import Clock, iso_z, utc_now
 from cms.config import Site
 from cms.content.index import Index
 from cms.content.store import Store
@@ -119,7 +118,7 @@ class Headers:
         app: ASGIApp,
         log_requests: bool,
         audit: AuditLog | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = utc_now,
     ) -> None:
         self.app = app
         self.log_requests = log_requests
@@ -165,7 +164,7 @@ class Headers:
         client = scope.get("client") or ("-", 0)
         self.audit.append(
             AuditEntry(
-                time=self.clock().astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+                time=iso_z(self.clock(), "seconds"),
                 action=action_of(scope["method"], scope["path"]),
                 target=scope["path"],
                 result=status,
@@ -235,7 +234,7 @@ def create_app(
     index: Index | None = None,
     state: State | None = None,
     bus: Bus | None = None,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Clock = utc_now,
     log_requests: bool = False,
     shared_limits: bool = True,
 ) -> Starlette:
@@ -255,9 +254,11 @@ def create_app(
         keys=Keys(state, clock),
         bus=bus,
         clock=clock,
-        limiter=RateLimiter(site.state_dir, lambda: clock().timestamp(), shared=shared_limits),  # (one clock)
+        limiter=RateLimiter(site.state_dir, clock, shared=shared_limits),
         audit=AuditLog(site.state_dir),
         answers=ReadyAnswers(),
+        webhooks=Webhooks(site, state, clock=clock),
+        serializer=DocumentSerializer(site),
     )
     routes = [
         *system.routes(),
@@ -272,10 +273,7 @@ def create_app(
     ]
     app = Starlette(routes=routes, exception_handlers=HANDLERS)
     app.state.services = svc
-    app.state.serializer = DocumentSerializer(site)
-    app.state.term_counts = {}
-    app.state.webhooks = Webhooks(site, state)
-    bus.subscribe(app.state.webhooks.subscriber)  # every event lands in the durable outbox
+    bus.subscribe(svc.webhooks.subscriber)  # every event lands in the durable outbox
     json_limit = site.api.max_json_bytes
 
     # Media uploads: the file plus multipart overhead, or base64 (4/3) plus the JSON envelope (14.5 MiB for 10 MiB).
@@ -314,7 +312,3 @@ def create_app(
             ],
         )
     return app
-
-
-def services_of(app: Any) -> Services:
-    return app.state.services  # type: ignore[no-any-return]

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cms.content.query import int_param
+from cms.content.query import int_param, pagination
 
 from .http import json_response, only_params, query_params, require, services
 
@@ -20,20 +20,7 @@ async def list_audit(request: Request) -> Response:
     action = params.get("action") if isinstance(params.get("action"), str) else None
     key_id = params.get("key_id") if isinstance(params.get("key_id"), str) else None
     entries, total = services(request).audit.read(page=page, per_page=per_page, action=action, key_id=key_id)
-    pages = max(1, -(-total // per_page))
-    return json_response(
-        {
-            "data": entries,
-            "pagination": {
-                "total": total,
-                "page": page,
-                "per_page": per_page,
-                "total_pages": pages,
-                "has_next": page < pages,
-                "has_prev": page > 1,
-            },
-        }
-    )
+    return json_response({"data": entries, "pagination": pagination(total, page, per_page)})
 
 
 def routes() -> list[Route]:

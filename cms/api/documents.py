@@ -6,7 +6,6 @@ import dataclasses
 from collections.abc import Hashable
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -15,15 +14,16 @@ from starlette.routing import Route
 
 from cms.auth import ApiKey
 from cms.content.model import Document, Status
-from cms.content.query import Page, Query, bool_param, parse_query, run
+from cms.content.query import Query, bool_param, parse_query, run
 from cms.errors import Forbidden, Invalid, NotFound
 
 from .answers import Answer
+from .encode import dumps
 from .http import (
-    dumps,
     if_match,
     may_see_unpublished,
     only_params,
+    paging_headers,
     public_read,
     query_params,
     raw_json_response,
@@ -38,7 +38,7 @@ ONE_PARAMS = ("fields", "render")
 
 
 def _serializer(request: Request) -> DocumentSerializer:
-    return request.app.state.serializer  # type: ignore[no-any-return]
+    return services(request).serializer
 
 
 def _type_of(request: Request, fixed: str | None) -> str:
@@ -66,24 +66,6 @@ def _visible_query(query: Query, may_see: bool) -> Query:
     if query.statuses is not None and not query.statuses <= {Status.PUBLISHED}:
         raise Forbidden("this API key may only read published documents")
     return dataclasses.replace(query, statuses=frozenset({Status.PUBLISHED}))
-
-
-def _links(request: Request, page: Page) -> dict[str, str]:
-    headers = {"X-Total-Count": str(page.total)}
-    pairs = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
-    base = str(request.url.replace(query=""))
-    links = []
-    targets = {"first": 1, "last": page.total_pages}
-    if page.has_prev:
-        targets["prev"] = page.page - 1
-    if page.has_next:
-        targets["next"] = page.page + 1
-    query = urlencode(pairs)  # once: encoding it per link was the costliest step of a cached list
-    prefix = f"{base}?{query}&page=" if query else f"{base}?page="
-    for rel, number in targets.items():
-        links.append(f'<{prefix}{number}>; rel="{rel}"')
-    headers["Link"] = ", ".join(links)
-    return headers
 
 
 def _answer_key(request: Request, type_name: str | None, key: ApiKey | None) -> Hashable:
@@ -141,7 +123,7 @@ async def _list(request: Request, type_name: str | None) -> Response:
     else:
         items = b",".join(ser.full(d, now) for d in page.items)
     body = b'{"data":[' + items + b'],"pagination":' + dumps(page.pagination()) + b"}"
-    headers = _links(request, page)
+    headers = paging_headers(request, page)
     if page.until is not None:
         svc.answers.put(answer_key, Answer(body, headers, generation, now, page.until))
     return raw_json_response(body, headers=headers)

@@ -8,27 +8,30 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from cms.audit import AuditLog
 from cms.auth import ApiKey, Keys
+from cms.clock import Clock
 from cms.config import Site
 from cms.content.index import Index
-from cms.content.query import parse_brackets
+from cms.content.query import Page, parse_brackets
 from cms.content.store import Store
 from cms.errors import BadRequest, PreconditionRequired, RateLimited, Unauthorized, UnsupportedMediaType
 from cms.events.bus import Bus
+from cms.events.webhooks import Webhooks
+from cms.media import MediaLibrary
 from cms.ratelimit import RateLimiter
 from cms.state import State
 
 from .answers import ReadyAnswers
+from .encode import dumps
+from .serialize import DocumentSerializer
 
 
 @dataclass
@@ -41,52 +44,44 @@ class Services:
     state: State
     keys: Keys
     bus: Bus
-    clock: Callable[[], datetime]
+    clock: Clock
     limiter: RateLimiter
     audit: AuditLog
     answers: ReadyAnswers
+    webhooks: Webhooks
+    serializer: DocumentSerializer
+    # Published documents per term, per taxonomy: (index generation, monotonic time, counts); see terms.py.
+    term_counts: dict[str, tuple[int, float, dict[str, int]]] = field(default_factory=dict)
+    # Scanned from uploads/ on first use (`media.library_of`; cms serve loads it at startup).
+    media: MediaLibrary | None = None
 
 
 def services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    svc: Services = request.app.state.services
+    return svc
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(_dumps(data), status_code=status, media_type="application/json", headers=headers)
+    return Response(dumps(data), status_code=status, media_type="application/json", headers=headers)
+
+
+def paging_headers(request: Request, page: Page) -> dict[str, str]:
+    """X-Total-Count and a Link header (first, prev, next, last) for a paged list answer."""
+    pairs = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
+    base = str(request.url.replace(query=""))
+    targets = {"first": 1, "last": page.total_pages}
+    if page.has_prev:
+        targets["prev"] = page.page - 1
+    if page.has_next:
+        targets["next"] = page.page + 1
+    query = urlencode(pairs)  # once: encoding it per link was the costliest step of a cached list
+    prefix = f"{base}?{query}&page=" if query else f"{base}?page="
+    links = [f'<{prefix}{number}>; rel="{rel}"' for rel, number in targets.items()]
+    return {"X-Total-Count": str(page.total), "Link": ", ".join(links)}
 
 
 def raw_json_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(body, status_code=status, media_type="application/json", headers=headers)
-
-
-def _dumps(data: Any) -> bytes:
-    try:
-        return orjson.dumps(data, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS, default=_default)
-    except TypeError:
-        # orjson stops at 64-bit integers; a person may write a bigger one in a file. The standard
-        # library writes any integer (dates become ISO strings like orjson's with `Z` for UTC).
-        return json.dumps(_plain(data), ensure_ascii=False, separators=(",", ":"), default=_default).encode()
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, float) and value != value:
-        return None
-    return value
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    return str(value)
-
-
-dumps = _dumps
 
 
 # -- input --------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ import os
 import stat
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -32,7 +31,7 @@ from cms.errors import BadRequest, Conflict, Invalid, NotFound, PayloadTooLarge,
 from cms.events.bus import Event
 from cms.media import MediaItem, MediaLibrary, localize, sniff
 
-from .http import json_response, only_params, query_params, read_json, require, services
+from .http import Services, json_response, only_params, paging_headers, query_params, read_json, require, services
 
 MULTIPART_FIELDS = ("image", "file", "alt", "alt_text", "caption", "credit", "folder", "filename")
 JSON_FIELDS = ("filename", "data", "alt", "alt_text", "caption", "credit", "folder")
@@ -44,11 +43,10 @@ MAX_PART = 64 * 1024
 
 def library_of(app: Starlette) -> MediaLibrary:
     """The app's media library, loaded from uploads/ on first use (cms serve loads it at startup)."""
-    library = getattr(app.state, "media", None)
-    if library is None:
-        library = MediaLibrary.load(app.state.services.site, clock=app.state.services.clock)
-        app.state.media = library
-    return library
+    svc: Services = app.state.services
+    if svc.media is None:
+        svc.media = MediaLibrary.load(svc.site, clock=svc.clock)
+    return svc.media
 
 
 def _library(request: Request) -> MediaLibrary:
@@ -197,7 +195,8 @@ async def list_media(request: Request) -> Response:
     paging = Page(items=[], total=len(items), page=page, per_page=per_page)
     base = _base(request)
     return json_response(
-        {"data": [i.as_dict(base) for i in chunk], "pagination": paging.pagination()}, headers=_links(request, paging)
+        {"data": [i.as_dict(base) for i in chunk], "pagination": paging.pagination()},
+        headers=paging_headers(request, paging),
     )
 
 
@@ -340,19 +339,6 @@ async def _localize(request: Request, body: dict[str, Any]) -> list[dict[str, An
     )
     body[key] = new_content
     return report
-
-
-def _links(request: Request, page: Page) -> dict[str, str]:
-    """X-Total-Count and a Link header (first, prev, next, last), as document lists send them."""
-    pairs = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
-    base = str(request.url.replace(query=""))
-    targets = {"first": 1, "last": page.total_pages}
-    if page.has_prev:
-        targets["prev"] = page.page - 1
-    if page.has_next:
-        targets["next"] = page.page + 1
-    links = [f'<{base}?{urlencode([*pairs, ("page", str(n))])}>; rel="{rel}"' for rel, n in targets.items()]
-    return {"X-Total-Count": str(page.total), "Link": ", ".join(links)}
 
 
 def routes() -> list[Route]:

@@ -14,7 +14,7 @@ from cms.content.markdown import render_markdown
 from cms.content.model import Document, url_path
 from cms.content.query import field_getter
 
-from .http import dumps
+from .encode import dumps
 
 _CACHE_SIZE = 20_000
 
@@ -118,9 +118,6 @@ class DocumentSerializer:
                 data["data"] = {k: v for k, v in data["data"].items() if k != name[5:]}
             data.pop(name, None)
         return data
-
-    def needs_shaping(self, include: tuple[str, ...], exclude: tuple[str, ...], html: bool) -> bool:
-        return bool(include or exclude or html)
 
 
 def term_dict(

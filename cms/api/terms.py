@@ -23,7 +23,7 @@ _COUNT_TTL_S = 1.0  # counts depend on time (scheduled posts go live): recompute
 def live_counts(request: Request, taxonomy: str) -> dict[str, int]:
     """Published documents per term of a taxonomy, cached per index generation for a second."""
     svc = services(request)
-    cache: dict[str, tuple[int, float, dict[str, int]]] = request.app.state.term_counts
+    cache = svc.term_counts
     hit = cache.get(taxonomy)
     now_mono = time.monotonic()
     if hit and hit[0] == svc.index.generation and now_mono - hit[1] < _COUNT_TTL_S:

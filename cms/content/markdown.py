@@ -233,8 +233,3 @@ def sanitize(fragment: str) -> str:
         strip_comments=True,
         filter_style_properties={"text-align"},  # table alignment; nothing else of CSS gets through
     )
-
-
-def plain_text(fragment: str) -> str:
-    """Text of an HTML fragment, for feeds and meta descriptions."""
-    return html.unescape(nh3.clean(fragment, tags=set(), strip_comments=True))

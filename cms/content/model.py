@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from cms.content.limits import MAX_DESCRIPTION_CHARS, MAX_LIST_ITEMS, MAX_TITLE_CHARS
+from cms.content.ulid import id_moment
 
 
 class Status(StrEnum):
@@ -51,22 +52,6 @@ WRITE_KEY = {canonical: names[0] for canonical, names in ALIASES.items()}
 _EXCERPT_CHARS = 200
 _WORDS_PER_MINUTE = 230
 _MD_NOISE = re.compile(r"!\[[^\]]*\]\([^)]*\)|\[\^[^\]]*\]|<[^>]+>|[*_`~#>]+|\[([^\]]*)\]\([^)]*\)")
-
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def ulid_time(doc_id: str) -> datetime | None:
-    """The creation moment a ULID encodes (its first 10 characters), None for other ids."""
-    if len(doc_id) != 26 or doc_id[0] not in "01234567":
-        return None
-    ms = 0
-    for ch in doc_id[:10]:
-        digit = _CROCKFORD.find(ch)
-        if digit < 0:
-            return None
-        ms = ms * 32 + digit
-    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def short_hash(doc_id: str) -> str:
@@ -261,7 +246,7 @@ def make_document(
     published = to_datetime(_first(meta, ALIASES["published_at"]), tz)
     # No `created` key and no date (a new draft): the ULID id the CMS wrote records its creation.
     created = (
-        to_datetime(_first(meta, ALIASES["created_at"]), tz) or published or (ulid_time(doc_id) if id_in_file else None)
+        to_datetime(_first(meta, ALIASES["created_at"]), tz) or published or (id_moment(doc_id) if id_in_file else None)
     )
     return Document(
         id=doc_id,

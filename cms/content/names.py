@@ -14,9 +14,9 @@ import threading
 import time
 import unicodedata
 
+from cms.content.ulid import encode
 from cms.errors import BadRequest
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ULID_RE = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 _TYPE_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 # Windows device names; it also reserves COM¹ COM² COM³ LPT¹ LPT² LPT³ (superscript digits).
@@ -40,10 +40,6 @@ def _reset_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def _encode(n: int, length: int) -> str:
-    return "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in reversed(range(length)))
-
-
 def new_id(now_ms: int | None = None) -> str:
     """A ULID: 48-bit milliseconds + 80 random bits; monotonic within one process."""
     global _last_ms, _last_rand
@@ -54,26 +50,18 @@ def new_id(now_ms: int | None = None) -> str:
         else:
             rand = int.from_bytes(os.urandom(10), "big")
         _last_ms, _last_rand = ms, rand
-    return _encode(((ms & (2**48 - 1)) << 80) | (rand & (2**80 - 1)), 26)
+    return encode(((ms & (2**48 - 1)) << 80) | (rand & (2**80 - 1)))
 
 
 def path_id(type_name: str, slug: str, lang: str | None = None) -> str:
     """The deterministic id of a hand-made file without one: derived from where it lives."""
     key = f"{type_name}/{slug}" + (f".{lang}" if lang else "")
     digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:17], "big")
-    return _encode(digest >> 6, 26)  # 130 bits -> 26 base32 characters
+    return encode(digest >> 6)  # 130 bits -> 26 base32 characters
 
 
 def is_id(text: str) -> bool:
     return bool(_ULID_RE.fullmatch(text))
-
-
-def id_time_ms(doc_id: str) -> int:
-    """Milliseconds since the epoch encoded in a ULID."""
-    n = 0
-    for ch in doc_id[:10]:
-        n = n * 32 + _CROCKFORD.index(ch)
-    return n
 
 
 def _is_variation(ch: str) -> bool:

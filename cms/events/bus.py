@@ -17,9 +17,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from cms.clock import iso_z, utc_now
 from cms.content.model import Document, Status
 from cms.content.names import new_id
 
@@ -40,7 +41,7 @@ class Event:
     name: str  # e.g. "post.published"
     data: dict[str, Any]  # a thin summary: what a receiver needs to act, not the whole document
     id: str = field(default_factory=lambda: "evt_" + new_id())
-    timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
+    timestamp: datetime = field(default_factory=utc_now)
     source: str = "api"  # "api", "cli", "watch", "build", "scheduler"
     key: str | None = None  # ordering key: events of one document are delivered in order
 
@@ -48,7 +49,7 @@ class Event:
         return {
             "event": self.name,
             "id": self.id,
-            "timestamp": self.timestamp.isoformat().replace("+00:00", "Z"),
+            "timestamp": iso_z(self.timestamp),
             "source": self.source,
             **self.data,
         }

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
+from cms.clock import Clock, utc_now
 from cms.content.index import Index
 from cms.content.model import Document
 from cms.events.bus import Bus, Event, event_id_for, kind_of, summary
@@ -32,7 +33,7 @@ class Scheduler:
         state: State,
         *,
         url: Callable[[Document], str] | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = utc_now,
     ) -> None:
         self.index = index
         self.bus = bus

@@ -20,8 +20,9 @@ from urllib.parse import unquote, urljoin, urlsplit
 import httpx
 
 from cms.config import NetworkSection
-from cms.errors import CMSError
-from cms.net import BlockedTarget, Resolver, system_resolver, vet_url
+from cms.errors import BlockedTarget, CMSError
+from cms.errors import FetchFailed as FetchFailed  # (re-exported: its old home)
+from cms.net import Resolver, system_resolver, vet_url
 
 from .convert import check_kind
 from .item import MediaItem
@@ -42,12 +43,6 @@ _MARKDOWN_IMAGE = re.compile(
 _HTML_IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _HTML_SRC = re.compile(r"""\bsrc\s*=\s*(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>[^\s"'>]+))""", re.IGNORECASE)
 _HTML_ALT = re.compile(r"""\balt\s*=\s*(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>[^\s"'>]+))""", re.IGNORECASE)
-
-
-class FetchFailed(CMSError):
-    """A download that did not give an image (HTTP status, size, time, not an image)."""
-
-    code = "FETCH_FAILED"
 
 
 @dataclass(frozen=True)

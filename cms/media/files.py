@@ -6,10 +6,11 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cms.clock import iso_z
 from cms.content.model import etag_of
 from cms.content.names import new_id
 from cms.content.parse import decode as decode_text
@@ -42,7 +43,7 @@ def new_item(
         mime_type=kind.mime,
         size=len(converted.original),
         checksum=checksum(converted.original),
-        created_at=now.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        created_at=iso_z(now, "seconds"),
         derivatives=dict(names["derivatives"]),
         variants={w: dict(names["variants"][w]) for w in converted.variants},
     )

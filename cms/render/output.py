@@ -23,11 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cms.content.write import TEMP_PREFIX
-from cms.errors import BadRequest, CMSError
-
-
-class OutputError(CMSError):
-    code = "OUTPUT_ERROR"
+from cms.errors import BadRequest
+from cms.errors import OutputError as OutputError  # (re-exported: its old home)
 
 
 @dataclass
@@ -45,10 +42,6 @@ class Output:
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
-
-    def path_for(self, rel: str) -> Path:
-        """The file for a site path (`/posts/x/` -> posts/x/index.html), refused if it leaves the root."""
-        return self.root / self.key(rel)
 
     def key(self, rel: str) -> str:
         """The output file of a site path relative to the root; BadRequest for a path that could

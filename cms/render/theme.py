@@ -19,16 +19,11 @@ from zoneinfo import ZoneInfo
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from markupsafe import Markup
 
+from cms.clock import iso_z
 from cms.config import Site
-from cms.errors import CMSError
+from cms.errors import ThemeError as ThemeError  # (re-exported: its old home)
 
 BUILTIN_THEME = Path(__file__).resolve().parent.parent.parent / "themes" / "default"
-
-
-class ThemeError(CMSError):
-    """A template that cannot be loaded or rendered; the message names the file and line."""
-
-    code = "THEME_ERROR"
 
 
 def theme_dirs(site: Site) -> list[Path]:
@@ -81,13 +76,20 @@ def _new_environment(site: Site) -> Environment:
     env.filters["isodate"] = lambda value: _local(value, tz).isoformat() if value else ""
     env.filters["rfc822"] = lambda value: _local(value, tz).strftime("%a, %d %b %Y %H:%M:%S %z") if value else ""
     env.filters["longdate"] = lambda value: _long_date(_local(value, tz)) if value else ""
-    env.filters["rfc3339"] = lambda value: value.isoformat().replace("+00:00", "Z") if value else ""
+    env.filters["rfc3339"] = _rfc3339
     return env
 
 
 def _long_date(moment: datetime) -> str:
     """The day as "5 March 2026": no leading zero (strftime's %-d is not portable)."""
     return f"{moment.day} {moment:%B %Y}"
+
+
+def _rfc3339(value: Any) -> str:
+    """A moment as RFC 3339 in UTC (`...Z`, as Atom wants); a bare date stays `YYYY-MM-DD`."""
+    if not value:
+        return ""
+    return iso_z(value) if isinstance(value, datetime) else str(value.isoformat())
 
 
 def _local(value: Any, tz: ZoneInfo) -> datetime:

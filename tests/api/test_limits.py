@@ -64,7 +64,7 @@ def send(c: TestClient, method: str, path: str, data: bytes, budget: int = BUDGE
 def targets(app: Starlette, svc: Services) -> dict[str, str]:
     """One existing object per kind of write target."""
     store = svc.store
-    hook, _ = app.state.webhooks.create({"name": "Target", "url": PUBLIC_URL})
+    hook, _ = app.state.services.webhooks.create({"name": "Target", "url": PUBLIC_URL})
     return {
         "post": store.create("posts", {"title": "Target", "content": "x"}).id,
         "page": store.create("pages", {"title": "Target", "content": "x"}).id,
@@ -243,7 +243,7 @@ def test_webhook_event_lists_are_bounded(admin_client: TestClient) -> None:
 @pytest.fixture(autouse=True)
 def _close_media(app: Starlette) -> Iterator[None]:
     yield
-    library = getattr(app.state, "media", None)
+    library = app.state.services.media
     if library is not None:
         library.close()
 

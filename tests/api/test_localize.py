@@ -136,7 +136,7 @@ def site(demo_site: Site) -> Site:
 @pytest.fixture(autouse=True)
 def _close_library(app: Starlette) -> Iterator[None]:
     yield
-    library = getattr(app.state, "media", None)
+    library = app.state.services.media
     if library is not None:
         library.close()
 
@@ -198,7 +198,9 @@ def test_remote_images_are_stored_and_the_content_rewritten(
 
 
 def svc_library(svc: Services, c: TestClient) -> MediaLibrary:
-    return c.app.state.media  # type: ignore[attr-defined,no-any-return]
+    library: MediaLibrary | None = c.app.state.services.media  # type: ignore[attr-defined]
+    assert library is not None  # loaded by the first media request
+    return library
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ MIB = 1024 * 1024
 @pytest.fixture(autouse=True)
 def _close_library(app: Starlette) -> Iterator[None]:
     yield
-    library = getattr(app.state, "media", None)
+    library = app.state.services.media
     if library is not None:
         library.close()
 

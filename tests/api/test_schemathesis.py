@@ -65,7 +65,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     # Webhook URLs are resolved to vet them (SSRF guard): answer with a public documentation
     # address instead of asking real DNS about the fuzzer's host names. Nothing is ever sent
     # (no delivery worker runs here).
-    app.state.webhooks.resolver = lambda host, port: ["192.0.2.10"] if host.isascii() else []
+    app.state.services.webhooks.resolver = lambda host, port: ["192.0.2.10"] if host.isascii() else []
     token = Keys(state, lambda: NOW).create("fuzz admin", ["admin"]).token
     yield Fuzzed(app, token, site)
     state.close()

@@ -12,13 +12,13 @@ from cms.content import names
 from cms.content.names import (
     check_slug,
     check_type_name,
-    id_time_ms,
     is_id,
     new_id,
     path_id,
     slugify,
     unique_slug,
 )
+from cms.content.ulid import id_time_ms
 from cms.errors import BadRequest
 from tests.steps import OverBudget, Steps
 

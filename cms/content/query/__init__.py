@@ -9,7 +9,7 @@ number) and `fields` (the field names and how to read them) -> `filters` (the fi
 `params` (request parameters -> `Query`) -> `execution` (`run`). Import the names from here.
 """
 
-from .execution import VISIBLE_DEFAULT, Page, run, visible
+from .execution import VISIBLE_DEFAULT, Page, pagination, run, visible
 from .fields import BASE_FIELDS, FIELD_ALIASES, Getter, canonical_field, field_getter
 from .filters import MAX_FILTER_DEPTH, MAX_FILTER_NODES, OPERATORS, Predicate, compile_filter
 from .literals import to_bool, to_int, to_number
@@ -33,6 +33,7 @@ __all__ = [
     "compile_filter",
     "field_getter",
     "int_param",
+    "pagination",
     "parse_brackets",
     "parse_query",
     "run",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import math
 import random as _random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ class Page:
 
     @property
     def total_pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page)) if self.per_page else 1
+        return _page_count(self.total, self.per_page)
 
     @property
     def has_next(self) -> bool:
@@ -51,14 +50,24 @@ class Page:
         return self.page > 1
 
     def pagination(self) -> dict[str, Any]:
-        return {
-            "total": self.total,
-            "page": self.page,
-            "per_page": self.per_page,
-            "total_pages": self.total_pages,
-            "has_next": self.has_next,
-            "has_prev": self.has_prev,
-        }
+        return pagination(self.total, self.page, self.per_page)
+
+
+def pagination(total: int, page: int, per_page: int) -> dict[str, Any]:
+    """The `pagination` object of every paged list answer (documents, audit, deliveries)."""
+    pages = _page_count(total, per_page)
+    return {
+        "total": total,
+        "page": page,
+        "per_page": per_page,
+        "total_pages": pages,
+        "has_next": page < pages,
+        "has_prev": page > 1,
+    }
+
+
+def _page_count(total: int, per_page: int) -> int:
+    return max(1, -(-total // per_page)) if per_page else 1  # at least one page, even an empty one
 
 
 def visible(statuses: frozenset[Status], doc: Document, now: datetime) -> bool:
