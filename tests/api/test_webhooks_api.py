@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -43,6 +44,23 @@ def site(demo_site: Site) -> Site:  # overrides tests/api/conftest.py's: local r
     return local(unlimited(with_upload(demo_site)))
 
 
+class RunningClock(Clock):
+    """DEMO_NOW when the test starts, then moving with real time: the demo's statuses hold, and retries,
+    which the outbox schedules on the app's clock, come due."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self.now + timedelta(seconds=time.monotonic() - self.started)
+
+
+@pytest.fixture
+def clock() -> Clock:  # overrides tests/api/conftest.py's fixed clock
+    return RunningClock()
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     with Receiver() as r:
@@ -50,7 +68,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 def hooks_of(app: Starlette) -> Webhooks:
-    return app.state.webhooks  # type: ignore[no-any-return]
+    hooks: Webhooks = app.state.services.webhooks
+    return hooks
 
 
 @contextmanager

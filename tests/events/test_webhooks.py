@@ -20,6 +20,7 @@ import types
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import pytest
 from standardwebhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 
-import cms.events.webhooks as webhooks_module
+import cms.events.delivery as delivery_module
 from bench.webhooks import Hit, Receiver, Reply, make_site
 from cms.config import NetworkSection, Site
 from cms.content.index import Index
@@ -36,7 +37,7 @@ from cms.errors import ConfigError, Conflict, Invalid
 from cms.events.bus import Bus, Event
 from cms.events.webhooks import Deliverer, Webhooks, new_secret, secret_key, sign
 from cms.state import State
-from tests.support import WAIT_TIMEOUT_S, SecondsClock, wait_until
+from tests.support import WAIT_TIMEOUT_S, Clock, wait_until
 
 N = int(os.environ.get("CMS_WEBHOOK_N", "200"))
 
@@ -229,7 +230,7 @@ def test_webhook_id_is_fixed_per_event_and_the_timestamp_new_per_attempt(
     fake = types.SimpleNamespace(
         time=moving_time, perf_counter=time.perf_counter, monotonic=time.monotonic, sleep=time.sleep
     )
-    monkeypatch.setattr(webhooks_module, "time", fake)
+    monkeypatch.setattr(delivery_module, "time", fake)
     site = make_site(tmp_path / "site")
     hooks = Webhooks(site, state_for(site))
     hook, secret = hooks.create({"name": "retry", "url": receiver.url})
@@ -394,7 +395,7 @@ def test_retry_after_is_honoured_on_429_and_503(
     state_for: Callable[[Site], State],
 ) -> None:
     site = make_site(tmp_path / "site")
-    clock = SecondsClock()
+    clock = Clock(datetime.now(UTC).replace(microsecond=0))  # whole seconds: the rows keep float seconds
     hooks = Webhooks(site, state_for(site), clock=clock)
     hooks.create({"name": "busy", "url": receiver.url})
     receiver.respond = lambda hit: Reply(status, {"Retry-After": retry_after} if retry_after else {})
@@ -405,10 +406,10 @@ def test_retry_after_is_honoured_on_429_and_503(
         (row,) = rows(hooks.state)
         assert row["status"] == "pending" and row["last_status"] == status
         scale = site.delivery.time_scale
-        assert row["next_attempt_at"] - clock() == pytest.approx(expected * scale, abs=1e-6)
-        assert row["next_attempt_at"] - clock() >= expected * scale - 1e-6  # float seconds since 1970
+        assert row["next_attempt_at"] - clock().timestamp() == pytest.approx(expected * scale, abs=1e-6)
+        assert row["next_attempt_at"] - clock().timestamp() >= expected * scale - 1e-6  # float seconds since 1970
         assert step(hooks, deliverer) == 0  # not due before its time
-        clock.advance(expected * scale)
+        clock.advance(seconds=expected * scale)
         assert step(hooks, deliverer) == 1
     finally:
         deliverer.stop()
@@ -489,7 +490,7 @@ def test_a_redirect_is_a_failure_and_is_not_followed(
     tmp_path: Path, receiver: Receiver, state_for: Callable[[Site], State]
 ) -> None:
     site = make_site(tmp_path / "site")
-    clock = SecondsClock()
+    clock = Clock(datetime.now(UTC).replace(microsecond=0))  # whole seconds: the rows keep float seconds
     hooks = Webhooks(site, state_for(site), clock=clock)
     hook, _ = hooks.create({"name": "moved", "url": receiver.url})
     with Receiver() as elsewhere:
@@ -499,7 +500,7 @@ def test_a_redirect_is_a_failure_and_is_not_followed(
         try:
             for _ in range(3):
                 assert step(hooks, deliverer) == 1
-                clock.advance(10_000)
+                clock.advance(seconds=10_000)
         finally:
             deliverer.stop()
         assert elsewhere.count() == 0
@@ -610,7 +611,7 @@ def test_a_lease_of_a_dead_process_runs_out_and_the_row_is_sent(
     tmp_path: Path, receiver: Receiver, state_for: Callable[[Site], State]
 ) -> None:
     site = make_site(tmp_path / "site", delivery="timeout = 2")
-    clock = SecondsClock()
+    clock = Clock(datetime.now(UTC).replace(microsecond=0))  # whole seconds: the rows keep float seconds
     hooks = Webhooks(site, state_for(site), clock=clock)
     hooks.create({"name": "lease", "url": receiver.url})
     hooks.enqueue(doc_event(1))
@@ -618,9 +619,9 @@ def test_a_lease_of_a_dead_process_runs_out_and_the_row_is_sent(
     (claimed,) = hooks.claim(10)  # a process claims the first row ... and dies
     assert claimed["event_name"] == "post.updated"
     assert hooks.claim(10) == []  # leased; the second waits behind it
-    clock.advance(13)  # lease: 10 s + 2 x timeout
+    clock.advance(seconds=13)  # lease: 10 s + 2 x timeout
     assert hooks.claim(10) == []
-    clock.advance(1.1)
+    clock.advance(seconds=1.1)
     deliverer = Deliverer(hooks)
     try:
         again = hooks.claim(10)
