@@ -292,6 +292,14 @@ def parse_document(data: bytes, path: str) -> ParsedFile:
     return ParsedFile(load_yaml(fm, path), body, body_line, True)
 
 
+def line_of_key(text: str, key: str) -> int:
+    """The line of a frontmatter `key:` in a document's text (1 when not found), for messages about its value."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith(f"{key}:"):
+            return number
+    return 1
+
+
 @dataclass(frozen=True, slots=True)
 class Location:
     """What a path under content/ is: a document of a type, a taxonomy term, or a schema."""

@@ -146,7 +146,8 @@ def _check_encodable(value: Any, key: str) -> None:
         raise BadRequest(f"field {key!r} has a value YAML cannot hold: {type(value).__name__}")
 
 
-def _normal_body(body: str) -> str:
+def normal_body(body: str) -> str:
+    """A body as a file holds it: LF line ends, and a final one unless the body is empty."""
     body = body.replace("\r\n", "\n").replace("\r", "\n")
     return body if body.endswith("\n") or not body else body + "\n"
 
@@ -162,7 +163,7 @@ def render_document(meta: Mapping[str, Any], body: str) -> bytes:
         if value is not DELETE:
             cmap[key] = _to_yaml_value(value)
     fm = _dump(_yaml(), cmap) if cmap else ""
-    return f"---\n{fm}---\n{_normal_body(body)}".encode()
+    return f"---\n{fm}---\n{normal_body(body)}".encode()
 
 
 def update_document(original: str, changes: Mapping[str, Any], body: str | None = None) -> bytes:
@@ -175,7 +176,7 @@ def update_document(original: str, changes: Mapping[str, Any], body: str | None 
         _check_encodable(body, "content")
     original = original.replace("\r\n", "\n").replace("\r", "\n")
     fm, old_body, _ = split_frontmatter(original)
-    new_body = old_body if body is None else _normal_body(body)
+    new_body = old_body if body is None else normal_body(body)
     if fm is None:
         meta = {k: v for k, v in changes.items() if v is not DELETE}
         return render_document(meta, new_body) if meta else new_body.encode()

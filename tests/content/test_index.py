@@ -15,6 +15,7 @@ import pytest
 from cms.config import Site
 from cms.content import forked
 from cms.content.index import PARALLEL_THRESHOLD, Change, Index, Parsed
+from cms.content.loader import Loader
 from cms.content.model import Status
 from cms.content.names import is_id, path_id
 from cms.content.parse import Location
@@ -530,17 +531,19 @@ def test_many_files_are_parsed_in_workers_without_being_asked(make_site: Any) ->
 
 
 @single_threaded
-def test_a_worker_that_dies_mid_load_loses_no_document(make_site: Any) -> None:
+def test_a_worker_that_dies_mid_load_loses_no_document(make_site: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     site = _varied_site(make_site)
     parent = os.getpid()
+    parse_file = Loader.parse_file
 
-    class DyingWorkers(Index):
-        def _parse_file(self, rel: str, loc: Location) -> Parsed:
-            if rel == "posts/a-05.md" and os.getpid() != parent:
-                os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer would
-            return super()._parse_file(rel, loc)
+    def dying_worker(self: Loader, rel: str, loc: Location) -> Parsed:
+        if rel == "posts/a-05.md" and os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer would
+        return parse_file(self, rel, loc)
 
-    index = DyingWorkers.load(site, fill_search=False, parse_workers=2)
+    monkeypatch.setattr(Loader, "parse_file", dying_worker)
+    index = Index.load(site, fill_search=False, parse_workers=2)
+    monkeypatch.undo()
     assert index.load_stats.workers == 2 and index.load_stats.parsed_here > 0
     assert _contents(index) == _contents(_load(site, parse_workers=1))
 

@@ -351,10 +351,10 @@ def main(argv: list[str]) -> int:
     if fixed:  # byte-identical post-images: new documents get predictable ids too
         import itertools
 
-        import cms.content.store
+        import cms.content.store.documents
 
         counter = itertools.count(1)
-        cms.content.store.new_id = lambda *_: f"01K5DR7YJ0PYYC9CRZZPK9P{next(counter):03d}"
+        cms.content.store.documents.new_id = lambda *_: f"01K5DR7YJ0PYYC9CRZZPK9P{next(counter):03d}"
     writer = Writer(site_dir, log_path, clock)
     warm_up()
     script = os.environ.get("CMS_CHILD_SCRIPT")
