@@ -25,7 +25,7 @@ from starlette.routing import Route
 from cms.config import Site
 from cms.content.index import Index
 from cms.events.bus import Bus, Event
-from cms.render.build import build
+from cms.render.build import BuildCache, build
 from cms.render.theme import theme_dirs
 
 log = logging.getLogger("cms.preview")
@@ -53,6 +53,9 @@ class Preview:
         self.drafts = drafts
         self.out = site.state_dir / "preview"
         self.version = 0
+        # One cache across the rebuilds of this preview: a rebuild after one edit brings the last
+        # plan up to date instead of planning the site again (milliseconds, not a second at 10,000 posts).
+        self._cache = BuildCache()
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -72,7 +75,15 @@ class Preview:
         started = time.perf_counter()
         try:
             # (a shutdown stops it between two pages: the server exits within seconds, not a build later)
-            result = build(self.site, self.index, out=self.out, drafts=self.drafts, base_url="", stop=self._stop.is_set)
+            result = build(
+                self.site,
+                self.index,
+                out=self.out,
+                drafts=self.drafts,
+                base_url="",
+                stop=self._stop.is_set,
+                cache=self._cache,
+            )
         finally:
             self._first_build.set()  # (a failed first build still ends the wait: the 404 page says why)
         if result.errors:

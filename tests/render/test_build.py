@@ -19,7 +19,8 @@ from cms.cli import main
 from cms.config import Site
 from cms.content.index import Index
 from cms.content.model import Status, url_path
-from cms.render.build import FEED_ITEMS, BuildResult
+from cms.render.build import BuildResult
+from cms.render.feeds import FEED_ITEMS
 from tests.render import (
     ATOM,
     BASE_URL,

@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 import cms.render.build as build_module
+import cms.render.feeds as feeds_module
+import cms.render.manifest as manifest_module
+import cms.render.parallel as parallel_module
 import cms.workers as workers_module
 from bench.corpus import generate
 from cms.config import Site
@@ -93,9 +96,9 @@ def test_a_second_build_with_no_change_writes_nothing(site: Site, out: Path, mon
 def count_renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record every template rendering (a rewrite with identical bytes is invisible in `written`)."""
     rendered: list[str] = []
-    real = build_module.render_template
+    real = parallel_module.render_template
     monkeypatch.setattr(
-        build_module, "render_template", lambda env, name, ctx: rendered.append(name) or real(env, name, ctx)
+        parallel_module, "render_template", lambda env, name, ctx: rendered.append(name) or real(env, name, ctx)
     )
     return rendered
 
@@ -236,8 +239,8 @@ def test_a_body_only_edit_does_not_render_the_sitemap_or_the_search_index(
     edit(site, f"posts/{POST}.md", lambda t: t.replace("Water is the ingredient", "Water is the one ingredient"))
     rendered = count_renders(monkeypatch)
     data_outputs: list[str] = []
-    real = build_module._search_index
-    monkeypatch.setattr(build_module, "_search_index", lambda entries: data_outputs.append("x") or real(entries))
+    real = feeds_module.search_index
+    monkeypatch.setattr(feeds_module, "search_index", lambda entries: data_outputs.append("x") or real(entries))
     build_site(site, out)
     assert "sitemap.xml" not in rendered and data_outputs == []
     edit(site, f"posts/{POST}.md", lambda t: t.replace("\ntitle:", "\nupdated: 2026-11-20T10:00:00Z\ntitle:", 1))
@@ -436,12 +439,12 @@ def test_the_process_pool_gives_the_same_bytes(tmp_path: Path, monkeypatch: pyte
 
 
 def _manifest(site: Site, out: Path) -> dict[str, object]:
-    return json.loads(build_module.manifest_path(site, out).read_text(encoding="utf-8"))
+    return json.loads(manifest_module.manifest_path(site, out).read_text(encoding="utf-8"))
 
 
 def _syncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
-    monkeypatch.setattr(build_module.os, "sync", lambda: calls.append(1))
+    monkeypatch.setattr(manifest_module.os, "sync", lambda: calls.append(1))
     return calls
 
 
@@ -454,7 +457,7 @@ def test_a_large_build_is_not_synced_but_recorded_for_this_boot(
     _, result = build_site(site, out)
     assert len(result.written) > 64 and syncs == []
     unsynced = _manifest(site, out)["unsynced"]
-    assert isinstance(unsynced, dict) and unsynced["boot"] == build_module._boot_id()
+    assert isinstance(unsynced, dict) and unsynced["boot"] == manifest_module._boot_id()
 
 
 def test_after_a_restart_unsynced_outputs_are_checked_again(
@@ -463,7 +466,7 @@ def test_after_a_restart_unsynced_outputs_are_checked_again(
     """A crash of the machine changes the boot id: the outputs of a build that was never synced are
     rendered and compared again; the ones whose bytes are right stay untouched."""
     before = snapshot(out)
-    path = build_module.manifest_path(site, out)
+    path = manifest_module.manifest_path(site, out)
     data = json.loads(path.read_text(encoding="utf-8"))
     data["unsynced"] = {"boot": "another-boot", "at": time.time()}
     path.write_text(json.dumps(data), encoding="utf-8")
@@ -480,9 +483,9 @@ def test_after_a_restart_unsynced_outputs_are_checked_again(
 def test_a_small_build_later_syncs_what_a_large_one_left(
     site: Site, out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = build_module.manifest_path(site, out)
+    path = manifest_module.manifest_path(site, out)
     data = json.loads(path.read_text(encoding="utf-8"))
-    data["unsynced"] = {"boot": build_module._boot_id(), "at": time.time() - 120}
+    data["unsynced"] = {"boot": manifest_module._boot_id(), "at": time.time() - 120}
     path.write_text(json.dumps(data), encoding="utf-8")
     syncs = _syncs(monkeypatch)
     edit(site, f"posts/{POST}.md", lambda t: t.replace("Water is the ingredient", "Water is the one ingredient"))
@@ -499,7 +502,7 @@ def test_a_small_build_later_syncs_what_a_large_one_left(
 def test_an_unreadable_sync_record_means_checking_everything_again(
     site: Site, out: Path, monkeypatch: pytest.MonkeyPatch, record: object
 ) -> None:
-    path = build_module.manifest_path(site, out)
+    path = manifest_module.manifest_path(site, out)
     data = json.loads(path.read_text(encoding="utf-8"))
     data["unsynced"] = record
     path.write_text(json.dumps(data), encoding="utf-8")

@@ -1,7 +1,7 @@
 """Rebuilds of a live index (the preview's, and `bench.build`'s incremental figure) bring the last
 plan up to date instead of planning the site again when no edit moved anything. Every test checks
 the output against an independent oracle, a clean build of the same files in a fresh process state
-(a new index, so no plan to reuse), and checks which way the plan went: a reuse that is never taken
+(a new index and no cache, so no plan to reuse), and checks which way the plan went: a reuse that is never taken
 would pass the oracle too."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from bench.corpus import generate
 from cms.config import Site
 from cms.content.index import Index
-from cms.render.build import BuildResult, build
+from cms.render.build import BuildCache, BuildResult, build
 from cms.render.output import tree_digest
 from tests.render import BODY_EDIT_OUTPUTS, DEMO_POST, NOW, SCHEDULED, build_site, copy_demo
 
@@ -31,6 +31,7 @@ class Live:
     def __init__(self, site: Site, out: Path, oracle_out: Path) -> None:
         self.site, self.out, self.oracle_out = site, out, oracle_out
         self.index = Index.load(site, fill_search=False)
+        self.cache = BuildCache()  # kept across the rebuilds, as the preview keeps its own
         first = self.build()
         assert first.ok and not first.plan_reused, first.errors
 
@@ -44,7 +45,7 @@ class Live:
 
     def build(self, **options: object) -> BuildResult:
         options.setdefault("now", NOW)
-        return build(self.site, self.index, out=self.out, **options)  # type: ignore[arg-type]
+        return build(self.site, self.index, out=self.out, cache=self.cache, **options)  # type: ignore[arg-type]
 
     def assert_like_a_clean_build(self, **options: object) -> None:
         _, fresh = build_site(self.site, self.oracle_out, clean=True, **options)
@@ -171,3 +172,15 @@ def test_random_edits_of_a_generated_site_always_give_what_a_clean_build_gives(t
         kinds[result.plan_reused] += 1
         live.assert_like_a_clean_build()
     assert kinds[True] >= 5 and kinds[False] >= 5, kinds  # both ways were exercised
+
+
+def test_a_build_without_the_cache_plans_the_site_anew(live: Live) -> None:
+    """Only the cache the caller hands in carries a plan: another build of the same index, without
+    it, plans everything again (and gives the same bytes)."""
+    live.edit(f"posts/{POST}.md", lambda t: t.replace("Water is the ingredient", "Water is the one ingredient"))
+    result = build(live.site, live.index, out=live.out, now=NOW)
+    assert result.ok and not result.plan_reused
+    assert set(result.written) == BODY_EDIT_OUTPUTS
+    live.assert_like_a_clean_build()
+    other = Index.load(live.site, fill_search=False)  # the caller's cache with another index: planned anew
+    assert not build(live.site, other, out=live.out, now=NOW, cache=live.cache).plan_reused
