@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from watchfiles import Change
 
-import cms.watch as watch_module
+import cms.folderwatch as folderwatch_module
 from cms.config import Site
 from cms.content.index import Index
 from cms.content.model import etag_of
@@ -186,7 +186,7 @@ def test_the_watch_asks_watchfiles_for_milliseconds(make_site: MakeSite, monkeyp
         options["stop_event"].set()  # one round is all this test needs
         return iter(())
 
-    monkeypatch.setattr(watch_module, "watch", fake_watch)
+    monkeypatch.setattr(folderwatch_module, "watch", fake_watch)
     watcher._run()  # in this thread: returns once the stop event is set
     assert asked["debounce"] <= 200 and asked["step"] <= 50  # watchfiles' defaults: 1,600 and 50 ms
     assert asked["stop_event"] is watcher._stop  # so stop() ends a watch within a step

@@ -1,7 +1,8 @@
 """The media library: the in-memory list of uploads/' items, and the writes of single items.
 
-The files are the truth: `MediaLibrary.load(site)` scans uploads/ for sidecars; `sync` and
-`rebuild` (in `upkeep`) reconcile the list with the disk. Every file is written atomically, the
+The files are the truth: `MediaLibrary.load(site)` scans uploads/ for sidecars; `scan`, `sync` and
+`rebuild` reconcile the list with the disk through `upkeep.Upkeep`, which also keeps what the list
+cannot hold (`problems`, stale sidecars, failed images). Every file is written atomically, the
 original first and the sidecar last, under a per-folder lock shared by processes; a failure
 removes whatever that upload had written, so no partial item or orphan sidecar remains.
 """
@@ -13,7 +14,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from cms.content.write import (
     fsync_folder,
     read_bytes,
 )
-from cms.errors import BadRequest, Invalid, NotFound, ParseError, PayloadTooLarge
+from cms.errors import BadRequest, Invalid, NotFound, PayloadTooLarge
 
 from . import convert, upkeep
 from .convert import Settings
@@ -70,9 +71,7 @@ class MediaLibrary:
         )
         self.converter = Converter(self.settings, strip_original=cfg.strip_original, timeout=timeout)
         self.lock_dir = site.state_dir / "locks"
-        self.problems: dict[str, str] = {}  # uploads-relative path -> why it is not in the library
-        self.stale: dict[str, MediaItem] = {}  # sidecar path -> item whose original is gone
-        self.failed: dict[str, tuple[int, int]] = {}  # dropped files that failed: path -> (size, mtime_ns)
+        self.upkeep = upkeep.Upkeep(self, max_bytes=cfg.max_bytes)
         self._items: dict[str, MediaItem] = {}
         self._by_path: dict[str, tuple[str, str]] = {}  # uploads-relative path -> (id, role)
         self._lock = threading.RLock()
@@ -93,6 +92,11 @@ class MediaLibrary:
         self.converter.close()
 
     # -- reading -------------------------------------------------------------------------------
+    @property
+    def problems(self) -> Mapping[str, str]:
+        """Uploads-relative path -> why it is not in the library (a bad sidecar, a failed image, ...)."""
+        return self.upkeep.problems
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -146,73 +150,23 @@ class MediaLibrary:
                 found.append(doc)
         return found
 
-    # -- scanning ------------------------------------------------------------------------------
+    # -- the list ------------------------------------------------------------------------------
     def scan(self) -> None:
         """Forget everything and read every sidecar under uploads/."""
-        items: dict[str, MediaItem] = {}
-        problems: dict[str, str] = {}
-        stale: dict[str, MediaItem] = {}
-        for folder, names in self.walk():
-            for item in self.read_folder(folder, names, problems, stale):
-                if item.id in items:
-                    other = items[item.id].rel(items[item.id].sidecar)
-                    problems[item.rel(item.sidecar)] = f"duplicate id {item.id} (also in {other})"
-                    continue
-                items[item.id] = item
+        self.upkeep.scan()
+
+    def replace_all(self, items: dict[str, MediaItem]) -> None:
+        """Make the list exactly these items (id -> item), as a scan read them."""
         with self._lock:
-            self._items = items
-            self.problems = problems
-            self.stale = stale
+            self._items = dict(items)
             self._reindex()
 
-    def walk(self) -> Iterator[tuple[str, list[str]]]:
-        """(folder relative to uploads/, sorted file names) for every folder, hidden ones left out."""
-        if not self.root.is_dir():
-            return
-        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            rel = Path(dirpath).relative_to(self.root).as_posix()
-            yield ("" if rel == "." else rel), sorted(filenames)
-
-    def read_folder(
-        self, folder: str, names: list[str], problems: dict[str, str], stale: dict[str, MediaItem]
-    ) -> list[MediaItem]:
-        """The items of a folder's sidecars; bad ones go to `problems`, those missing their original to `stale`."""
-        out = []
-        base = self.root / folder
-        present = set(names)
-        for name in names:
-            if not name.endswith(".yaml") or name.startswith("."):
-                continue
-            rel = f"{folder}/{name}" if folder else name
-            try:
-                data = read_bytes(base / name)
-                if data is None:
-                    continue
-                item = parse_sidecar(data, folder, name)
-            except (ParseError, BadRequest) as exc:  # BadRequest: a symbolic link
-                problems[rel] = exc.message
-                continue
-            if item.file not in present:
-                problems[rel] = f"its original {item.file!r} is missing (`cms media rebuild` removes the leftovers)"
-                stale[rel] = item
-                continue
-            out.append(item)
-        return out
-
-    def replace_folder(
-        self, folder: str, items: list[MediaItem], problems: dict[str, str], stale: dict[str, MediaItem]
-    ) -> None:
+    def replace_folder(self, folder: str, items: list[MediaItem]) -> None:
         """Make the list's view of one folder what was just read from it."""
         with self._lock:
             for old in [i.id for i in self._items.values() if i.folder == folder]:
                 del self._items[old]
             self._items.update((i.id, i) for i in items)
-            for known in (self.problems, self.stale):
-                for rel in [r for r in known if r.rpartition("/")[0] == folder and r not in self.failed]:
-                    del known[rel]
-            self.problems.update(problems)
-            self.stale.update(stale)
             self._reindex()
 
     def _reindex(self) -> None:
@@ -227,8 +181,8 @@ class MediaLibrary:
     def put(self, item: MediaItem) -> None:
         with self._lock:
             self._items[item.id] = item
-            self.problems.pop(item.rel(item.sidecar), None)
             self._reindex()
+        self.upkeep.resolved(item.rel(item.sidecar))
 
     def drop(self, media_id: str) -> None:
         with self._lock:
@@ -308,11 +262,11 @@ class MediaLibrary:
 
     def sync(self, paths: Iterable[str | Path]) -> list[MediaItem]:
         """Re-read the folders holding these paths; take in unclaimed images there. Returns the new items."""
-        return upkeep.sync(self, paths)
+        return self.upkeep.sync(paths)
 
     def rebuild(self, progress: upkeep.Progress | None = None) -> upkeep.RebuildReport:
         """Regenerate every derivative with the current settings, take in dropped images, prune leftovers."""
-        return upkeep.rebuild(self, progress)
+        return self.upkeep.rebuild(progress)
 
     # -- paths and names -----------------------------------------------------------------------
     def default_folder(self) -> str:

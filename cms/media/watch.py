@@ -1,7 +1,7 @@
 """Watch uploads/: sidecars edited or removed by hand (or written by another worker) reach the
 library, and images dropped there get their derivatives and a sidecar.
 
-A `cms.watch.FolderWatch`, like the content watcher: each batch of paths goes to
+A `cms.folderwatch.FolderWatch`, like the content watcher: each batch of paths goes to
 `MediaLibrary.sync`, which re-reads the folders involved. Re-reading is idempotent, so the
 library's own writes coming back as events cost a directory listing and nothing else.
 """
@@ -17,7 +17,7 @@ from watchfiles import DefaultFilter
 
 from cms.content.write import TEMP_PREFIX
 from cms.events.bus import Bus, Event
-from cms.watch import FolderWatch
+from cms.folderwatch import FolderWatch
 
 from .library import MediaLibrary
 
