@@ -3,9 +3,9 @@
 `.cms/` holds what cannot be rebuilt from the files (API keys, webhook subscriptions and their
 secrets, the outbox), so a new column or table must reach an existing site's database without
 losing a row. Each database file has a list of migrations: migration N takes a database from
-`user_version` N-1 to N. Whoever opens a database (the `State`, the `RateLimiter`) sets its own
-pragmas (WAL, synchronous) and then calls `migrate`, which applies the missing migrations in one
-transaction and refuses a database written by a newer cms (`StateTooNew`).
+`user_version` N-1 to N. Whoever opens a database (the `State`, the `RateLimiter`) does it with
+`open_database`: WAL, its own durability, a busy timeout, then `migrate`, which applies the missing
+migrations in one transaction and refuses a database written by a newer cms (`StateTooNew`).
 
 Migration 1 of each database is the schema that existed before versioning, written with
 `IF NOT EXISTS`: a site's database from then has `user_version` 0 and (some of) those tables,
@@ -16,7 +16,9 @@ and is adopted as version 1 with its rows untouched. To change a schema, append 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +107,39 @@ def newest(database: str) -> int:
     """The newest schema version of `database` (e.g. "state.db") this cms knows; 0 for one it does not declare."""
     migrations = DATABASES.get(database, ())
     return migrations[-1].version if migrations else 0
+
+
+BUSY_TIMEOUT_MS = 5000  # writers of several processes (uvicorn workers, the CLI) wait for each other
+_WAL_TRIES = 100  # ~10 s in all: see open_database
+
+
+def open_database(folder: Path, database: str, *, synchronous: str) -> sqlite3.Connection:
+    """A connection to `.cms/<database>` in WAL mode, at the newest schema; the file made owner-only.
+
+    Switching a fresh file to WAL needs a lock that SQLite may refuse at once, without waiting on
+    the busy timeout, while another process is creating the same file (uvicorn workers starting
+    together): that refusal is retried, briefly and a bounded number of times."""
+    path = folder / database
+    fresh = not path.exists()
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        if fresh:
+            os.chmod(path, 0o600)
+        for attempt in range(_WAL_TRIES):
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError:
+                if attempt == _WAL_TRIES - 1:
+                    raise
+                time.sleep(0.002 * (attempt + 1) if attempt < 10 else 0.1)
+        db.execute(f"PRAGMA synchronous={synchronous}")
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        migrate(db, database)
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def migrate(db: sqlite3.Connection, database: str) -> int:

@@ -36,7 +36,7 @@ log = logging.getLogger("cms.serve")
 GRACEFUL_SHUTDOWN_S = 2.0
 STOP_WAIT_S = 2.8
 # Imported once in the fork server, so a render or image worker starts without importing them.
-WORKER_MODULES = ("cms.render.build", "cms.media.convert")
+WORKER_MODULES = ("cms.render.parallel", "cms.media.convert")
 
 
 def configure_logging(level: str = "info") -> None:
@@ -61,7 +61,7 @@ class Background:
         self.watcher = watcher
         self.preview = preview
         self.scheduler = Scheduler(svc.index, svc.bus, svc.state, url=svc.store.url, clock=svc.clock)
-        self.deliverer = Deliverer(app.state.webhooks)
+        self.deliverer = Deliverer(svc.webhooks)
         self.media = library_of(app)  # scanned now rather than on the first media request
         self.limiter = svc.limiter
         # Images dropped into uploads/ get derivatives and a sidecar; sidecars other workers write show up.

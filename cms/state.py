@@ -7,7 +7,6 @@ instead of failing. The folder and database are created with owner-only permissi
 
 from __future__ import annotations
 
-import os
 import secrets
 import sqlite3
 import threading
@@ -25,20 +24,10 @@ class State:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.path = folder / "state.db"
-        fresh = not self.path.exists()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
-        if fresh:
-            os.chmod(self.path, 0o600)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self.path = folder / schema.STATE
+        # Keys and the outbox must survive a power cut: every commit is synced (FULL).
+        self._db = schema.open_database(folder, schema.STATE, synchronous="FULL")
         self._lock = threading.RLock()
-        try:  # its tables are declared in cms/schema.py; a database from a newer cms is refused here
-            schema.migrate(self._db, schema.STATE)
-        except BaseException:
-            self._db.close()
-            raise
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
