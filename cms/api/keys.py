@@ -1,19 +1,80 @@
-"""API key management over HTTP (admin scope) and the calling key's own status."""
+"""API key management over HTTP (admin scope) and the calling key's own status.
+
+Each operation is declared once (cms/api/operations.py): its route, scope, parameters, body and
+answers, and so its OpenAPI description, come from the declarations and shapes below.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
+from pydantic import BeforeValidator, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cms.auth import IssuedKey
+from cms.auth import SCOPES, IssuedKey
 from cms.content.model import to_datetime
-from cms.errors import BadRequest, Invalid, Unauthorized
+from cms.errors import BadRequest, Invalid
 
-from .http import api_key, json_response, only_params, query_params, read_json, require, services
+from .http import json_response
+from .operations import ANY_KEY, Answer, Call, Shape, comma_list, operation, routes_of
+
+ScopeName = Literal["read", "write", "delete", "admin"]
+assert set(ScopeName.__args__) == set(SCOPES)  # type: ignore[attr-defined]  # one list of scopes
+
+TAG = "api-keys"
+DEFAULT_SCOPES: tuple[ScopeName, ...] = ("read",)
+KEY_ID = {"id": "Key id (12 characters, the part after cms_)"}
+
+
+class ApiKey(Shape):
+    """An API key as the API shows it: never its token or secret."""
+
+    id: str
+    name: str
+    scopes: list[ScopeName]
+    types: list[str] | None = Field(description="null: every content type")
+    last4: str
+    has_secret: bool
+    enabled: bool
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+
+
+class IssuedApiKey(ApiKey):
+    """A key right after it was made or rotated: the only answer that holds its token."""
+
+    key: str = Field(pattern="^cms_", description="The token: shown only now")
+    secret: str | None = Field(None, description="Only for keys created with_secret: shown only now")
+    notice: str
+
+
+class KeyStatus(ApiKey):
+    """The calling key's own status (seed 001's GET /api-key/status)."""
+
+    has_key: Literal[True]
+
+
+class ApiKeyInput(Shape):
+    """A new key: who uses it, what it may do, until when."""
+
+    name: str = Field(min_length=1, max_length=100)
+    scopes: Annotated[list[ScopeName], BeforeValidator(comma_list, json_schema_input_type=list[ScopeName] | str)] = (
+        Field(
+            default_factory=lambda: list(DEFAULT_SCOPES),
+            min_length=1,
+            description="write and delete include read; admin includes everything (default [read]); "
+            "a comma-separated string is read as a list",
+        )
+    )
+    expires_at: Annotated[str, Field(json_schema_extra={"format": "date-time"})] | None = Field(
+        None, description="When the key stops working (a time without an offset is in the site's timezone)"
+    )
+    with_secret: bool = Field(False, description="Also require X-API-Secret")
+    types: list[str] | None = Field(None, description="Limit the key to these types")
 
 
 def _issued(issued: IssuedKey) -> dict[str, object]:
@@ -24,101 +85,137 @@ def _issued(issued: IssuedKey) -> dict[str, object]:
     return data
 
 
-async def list_keys(request: Request) -> Response:
-    require(request, "admin")
-    only_params(query_params(request), ())
-    keys = services(request).keys.list()
+@operation(
+    "GET",
+    "/api/v1/api-keys",
+    "listApiKeys",
+    "List API keys",
+    tag=TAG,
+    scope="admin",
+    ok=Answer(200, ApiKey, "Every key (never a secret)", many=True),
+)
+async def list_keys(call: Call) -> Response:
+    keys = call.services.keys.list()
     return json_response({"data": [k.as_dict() for k in keys], "pagination": {"total": len(keys)}})
 
 
-async def create_key(request: Request) -> Response:
-    svc = services(request)
-    require(request, "admin")
-    only_params(query_params(request), ())
-    body = await read_json(request)
-    unknown = sorted(set(body) - {"name", "scopes", "expires_at", "with_secret", "types"})
-    if unknown:
-        raise Invalid({k: ["is not a key setting"] for k in unknown})
-    scopes = body.get("scopes", ["read"])
-    if isinstance(scopes, str):
-        scopes = scopes.split(",")
-    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-        raise Invalid({"scopes": ["must be a list of scope names"]})
-    expires: datetime | None = None
-    if body.get("expires_at") is not None:
-        expires = to_datetime(body["expires_at"], svc.site.tz) if isinstance(body["expires_at"], str) else None
+@operation(
+    "POST",
+    "/api/v1/api-keys",
+    "createApiKey",
+    "Issue an API key (the token is shown once)",
+    tag=TAG,
+    scope="admin",
+    body=ApiKeyInput,
+    ok=Answer(201, IssuedApiKey, "The key with its token", headers=("Location",)),
+    example={"name": "deploy bot", "scopes": ["read"]},
+)
+async def create_key(call: Call) -> Response:
+    body: ApiKeyInput = call.body
+    scopes = list(body.scopes)
+    expires = None
+    if body.expires_at is not None:
+        expires = to_datetime(body.expires_at, call.services.site.tz)
         if expires is None:
             raise Invalid({"expires_at": ["must be an ISO 8601 date-time"]})
-    types = body.get("types")
-    if types is not None and (not isinstance(types, list) or not all(isinstance(t, str) for t in types)):
-        raise Invalid({"types": ["must be a list of content type names"]})
-    with_secret = body.get("with_secret", False)
-    if not isinstance(with_secret, bool):
-        raise Invalid({"with_secret": ["must be true or false"]})
-    name = body.get("name")
-    if not isinstance(name, str):
-        raise Invalid({"name": ["is required"]})
     try:
         issued = await run_in_threadpool(
-            lambda: svc.keys.create(name, scopes, expires_at=expires, with_secret=with_secret, types=types)
+            lambda: call.services.keys.create(
+                body.name, scopes, expires_at=expires, with_secret=body.with_secret, types=body.types
+            )
         )
     except BadRequest as exc:
         raise Invalid({"scopes" if "scope" in exc.message else "name": [exc.message]}) from None
     return json_response({"data": _issued(issued)}, 201, headers={"Location": f"/api/v1/api-keys/{issued.key.id}"})
 
 
-async def get_key(request: Request) -> Response:
-    require(request, "admin")
-    only_params(query_params(request), ())
-    return json_response({"data": services(request).keys.get(request.path_params["id"]).as_dict()})
+@operation(
+    "GET",
+    "/api/v1/api-keys/{id}",
+    "getApiKey",
+    "Get an API key",
+    tag=TAG,
+    scope="admin",
+    path_params=KEY_ID,
+    ok=Answer(200, ApiKey, "The key"),
+)
+async def get_key(call: Call) -> Response:
+    return json_response({"data": call.services.keys.get(call.path("id")).as_dict()})
 
 
-async def delete_key(request: Request) -> Response:
-    require(request, "admin")
-    only_params(query_params(request), ())
-    await run_in_threadpool(services(request).keys.revoke, request.path_params["id"])
+@operation(
+    "DELETE",
+    "/api/v1/api-keys/{id}",
+    "revokeApiKey",
+    "Revoke an API key",
+    tag=TAG,
+    scope="admin",
+    path_params=KEY_ID,
+    ok=Answer(204, None, "Revoked"),
+)
+async def delete_key(call: Call) -> Response:
+    await run_in_threadpool(call.services.keys.revoke, call.path("id"))
     return Response(status_code=204)
 
 
-async def disable_key(request: Request) -> Response:
-    require(request, "admin")
-    only_params(query_params(request), ())
-    key = await run_in_threadpool(services(request).keys.set_enabled, request.path_params["id"], False)
+@operation(
+    "POST",
+    "/api/v1/api-keys/{id}/disable",
+    "disableApiKey",
+    "Disable an API key",
+    tag=TAG,
+    scope="admin",
+    path_params=KEY_ID,
+    ok=Answer(200, ApiKey, "The key"),
+)
+async def disable_key(call: Call) -> Response:
+    key = await run_in_threadpool(call.services.keys.set_enabled, call.path("id"), False)
     return json_response({"data": key.as_dict()})
 
 
-async def enable_key(request: Request) -> Response:
-    require(request, "admin")
-    only_params(query_params(request), ())
-    key = await run_in_threadpool(services(request).keys.set_enabled, request.path_params["id"], True)
+@operation(
+    "POST",
+    "/api/v1/api-keys/{id}/enable",
+    "enableApiKey",
+    "Enable an API key",
+    tag=TAG,
+    scope="admin",
+    path_params=KEY_ID,
+    ok=Answer(200, ApiKey, "The key"),
+)
+async def enable_key(call: Call) -> Response:
+    key = await run_in_threadpool(call.services.keys.set_enabled, call.path("id"), True)
     return json_response({"data": key.as_dict()})
 
 
-async def rotate_key(request: Request) -> Response:
-    require(request, "admin")
-    only_params(query_params(request), ())
-    issued = await run_in_threadpool(services(request).keys.rotate, request.path_params["id"])
+@operation(
+    "POST",
+    "/api/v1/api-keys/{id}/rotate",
+    "rotateApiKey",
+    "Rotate an API key (new token, same id)",
+    tag=TAG,
+    scope="admin",
+    path_params=KEY_ID,
+    ok=Answer(200, IssuedApiKey, "The key with its new token"),
+)
+async def rotate_key(call: Call) -> Response:
+    issued = await run_in_threadpool(call.services.keys.rotate, call.path("id"))
     return json_response({"data": _issued(issued)})
 
 
-async def key_status(request: Request) -> Response:
-    """The calling key's own status (seed 001's GET /api-key/status)."""
-    only_params(query_params(request), ())
-    key = api_key(request)
-    if key is None:
-        raise Unauthorized("send an API key in X-API-Key or Authorization: Bearer")
-    data = {"has_key": True, **key.as_dict()}
-    return json_response({"data": data})
+@operation(
+    "GET",
+    "/api/v1/api-key/status",
+    "getApiKeyStatus",
+    "The calling key's own status",
+    tag=TAG,
+    scope=ANY_KEY,
+    ok=Answer(200, KeyStatus, "The calling key"),
+)
+async def key_status(call: Call) -> Response:
+    assert call.key is not None  # ANY_KEY: the declaration refused a call without one
+    return json_response({"data": {"has_key": True, **call.key.as_dict()}})
 
 
 def routes() -> list[Route]:
-    return [
-        Route("/api/v1/api-keys", list_keys, methods=["GET"]),
-        Route("/api/v1/api-keys", create_key, methods=["POST"]),
-        Route("/api/v1/api-keys/{id}", get_key, methods=["GET"]),
-        Route("/api/v1/api-keys/{id}", delete_key, methods=["DELETE"]),
-        Route("/api/v1/api-keys/{id}/disable", disable_key, methods=["POST"]),
-        Route("/api/v1/api-keys/{id}/enable", enable_key, methods=["POST"]),
-        Route("/api/v1/api-keys/{id}/rotate", rotate_key, methods=["POST"]),
-        Route("/api/v1/api-key/status", key_status, methods=["GET"]),
-    ]
+    return routes_of(list_keys, create_key, get_key, delete_key, disable_key, enable_key, rotate_key, key_status)

@@ -21,7 +21,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cms import __version__
-from cms.auth import SCOPES
 from cms.config import Site
 from cms.content.index import Index
 from cms.content.limits import MAX_ITEM_CHARS, MAX_LIST_ITEMS, MAX_TITLE_CHARS
@@ -32,6 +31,7 @@ from cms.events.webhooks import EVENT_ALIASES, KNOWN_EVENTS
 
 from . import docs_page
 from .http import only_params, query_params, services
+from .operations import Operation, Schemas, declared, query_parameters
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 DOCS_PATH = "/api/docs"
@@ -165,6 +165,10 @@ def build_spec(app_routes: list[Any], site: Site, index: Index, now: datetime | 
     for route in app_routes:
         if not isinstance(route, Route) or route.methods is None or not route.include_in_schema:
             continue  # the preview's pages are the website, described by the theme, not the API
+        declaration = declared(route.endpoint)
+        if declaration is not None:  # described by its declaration (cms/api/operations.py)
+            paths.setdefault(spec_path(route.path), {})[declaration.method.lower()] = _declared_op(ctx, declaration)
+            continue
         for method in sorted(route.methods - {"HEAD"}):  # Starlette answers HEAD for every GET
             for path, op in _describe(ctx, spec_path(route.path), method, custom):
                 paths.setdefault(path, {})[method.lower()] = op
@@ -313,6 +317,42 @@ def _op(
         responses[str(status)] = {"$ref": f"#/components/responses/{ERROR_NAMES[status]}"}
     op["responses"] = responses
     return op
+
+
+# -- declared operations (cms/api/operations.py) --------------------------------------------
+
+
+def _declared_op(ctx: _Ctx, op: Operation) -> dict[str, Any]:
+    """The OpenAPI operation of a declared handler: everything from its declaration and shapes."""
+    schemas = Schemas(ctx.components)
+    params = [_path_param(name, text) for name, text in op.path_params.items()]
+    params += query_parameters(op.query)
+    body = None
+    if op.body is not None:
+        body = {"schema": schemas.ref(op.body)}
+        if op.example is not None:
+            body["example"] = op.example
+    answer = op.ok
+    if answer.shape is None:
+        ok: dict[str, Any] = {str(answer.status): {"description": answer.description}}
+    else:
+        data = schemas.ref(answer.shape)
+        envelope = _envelope({"type": "array", "items": data}, "Count") if answer.many else _envelope(data)
+        known = {**LOCATION, **ETAG}
+        headers = {name: known[name] for name in answer.headers}
+        ok = {str(answer.status): _json(envelope, answer.description, headers or None)}
+    return _op(
+        op.operation_id,
+        op.tag,
+        op.summary,
+        scope=op.scope,
+        site=ctx.site,
+        params=params or None,
+        body=body,
+        ok=ok,
+        errors=op.implied_errors(),
+        description=op.description,
+    )
 
 
 def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -1004,58 +1044,6 @@ def _types_op(kind: str) -> Callable[[_Ctx], dict[str, Any]]:
     return build
 
 
-def _keys_op(kind: str) -> Callable[[_Ctx], dict[str, Any]]:
-    def build(ctx: _Ctx) -> dict[str, Any]:
-        site = ctx.site
-        key_id = [_path_param("id", "Key id (12 characters, the part after cms_)")]
-        key = _envelope(_ref("ApiKey"))
-        issued = _envelope(_ref("IssuedApiKey"))
-        if kind == "list":
-            data = {"type": "array", "items": _ref("ApiKey")}
-            return _op(
-                "listApiKeys",
-                "api-keys",
-                "List API keys",
-                scope="admin",
-                site=site,
-                ok={"200": _json(_envelope(data, "Count"), "Every key (never a secret)")},
-                errors=(400, *AUTH),
-            )
-        if kind == "create":
-            return _op(
-                "createApiKey",
-                "api-keys",
-                "Issue an API key (the token is shown once)",
-                scope="admin",
-                site=site,
-                body={"schema": _ref("ApiKeyInput"), "example": {"name": "deploy bot", "scopes": ["read"]}},
-                ok={"201": _json(issued, "The key with its token", LOCATION)},
-                errors=(400, *AUTH, 413, 415, 422),
-            )
-        if kind == "status":
-            return _op(
-                "getApiKeyStatus",
-                "api-keys",
-                "The calling key's own status",
-                scope="any",
-                site=site,
-                ok={"200": _json(_envelope(_ref("KeyStatus")), "The calling key")},
-                errors=(401, 429),
-            )
-        summaries = {
-            "get": ("getApiKey", "Get an API key", key, "The key"),
-            "delete": ("revokeApiKey", "Revoke an API key", None, ""),
-            "disable": ("disableApiKey", "Disable an API key", key, "The key"),
-            "enable": ("enableApiKey", "Enable an API key", key, "The key"),
-            "rotate": ("rotateApiKey", "Rotate an API key (new token, same id)", issued, "The key with its new token"),
-        }
-        op_id, summary, schema, text = summaries[kind]
-        ok = {"204": {"description": "Revoked"}} if schema is None else {"200": _json(schema, text)}
-        return _op(op_id, "api-keys", summary, scope="admin", site=site, params=key_id, ok=ok, errors=(*AUTH, 404))
-
-    return build
-
-
 def _audit(ctx: _Ctx) -> dict[str, Any]:
     params = [
         _param("page", "query", {"type": "integer", "minimum": 1, "maximum": 1_000_000}, "Page number"),
@@ -1358,14 +1346,6 @@ _STATIC: dict[tuple[str, str], Callable[[_Ctx], dict[str, Any]]] = {
     ("/api/v1/content-types/{name}", "GET"): _types_op("get"),
     ("/api/v1/content-types/{name}", "PATCH"): _types_op("update"),
     ("/api/v1/content-types/{name}", "DELETE"): _types_op("delete"),
-    ("/api/v1/api-keys", "GET"): _keys_op("list"),
-    ("/api/v1/api-keys", "POST"): _keys_op("create"),
-    ("/api/v1/api-keys/{id}", "GET"): _keys_op("get"),
-    ("/api/v1/api-keys/{id}", "DELETE"): _keys_op("delete"),
-    ("/api/v1/api-keys/{id}/disable", "POST"): _keys_op("disable"),
-    ("/api/v1/api-keys/{id}/enable", "POST"): _keys_op("enable"),
-    ("/api/v1/api-keys/{id}/rotate", "POST"): _keys_op("rotate"),
-    ("/api/v1/api-key/status", "GET"): _keys_op("status"),
     ("/api/v1/audit", "GET"): _audit,
     ("/api/v1/webhooks", "GET"): _webhooks_op("list"),
     ("/api/v1/webhook/list", "GET"): _webhooks_op("list"),
@@ -1421,18 +1401,6 @@ _ANY: dict[str, Any] = {}
 
 def _static_schemas(site: Site) -> dict[str, Any]:
     field_types = sorted(FIELD_TYPES)
-    key_props = {
-        "id": _TEXT,
-        "name": _TEXT,
-        "scopes": {"type": "array", "items": {"enum": list(SCOPES)}},
-        "types": {"type": ["array", "null"], "items": _TEXT, "description": "null: every content type"},
-        "last4": _TEXT,
-        "has_secret": _BOOL,
-        "enabled": _BOOL,
-        "created_at": {"type": "string", "format": "date-time"},
-        "last_used_at": _DATE_OR_NULL,
-        "expires_at": _DATE_OR_NULL,
-    }
     field_def = {
         "name": {"type": "string", "pattern": FIELD_NAME},
         "type": {"enum": field_types},
@@ -1590,32 +1558,6 @@ def _static_schemas(site: Site) -> dict[str, Any]:
             },
             [],
         ),
-        "ApiKey": _obj(key_props),
-        "IssuedApiKey": _obj(
-            {
-                **key_props,
-                "key": {"type": "string", "pattern": "^cms_", "description": "The token: shown only now"},
-                "secret": {"type": "string", "description": "Only for keys created with_secret: shown only now"},
-                "notice": _TEXT,
-            },
-            [*key_props, "key", "notice"],
-        ),
-        "ApiKeyInput": _obj(
-            {
-                "name": {"type": "string", "minLength": 1, "maxLength": 100},
-                "scopes": {
-                    "type": ["array", "string"],
-                    "items": {"enum": list(SCOPES)},
-                    "minItems": 1,
-                    "description": "write and delete include read; admin includes everything (default [read])",
-                },
-                "expires_at": _DATE_OR_NULL,
-                "with_secret": {"type": "boolean", "description": "Also require X-API-Secret"},
-                "types": {"type": ["array", "null"], "items": _TEXT, "description": "Limit the key to these types"},
-            },
-            ["name"],
-        ),
-        "KeyStatus": _obj({"has_key": {"const": True}, **key_props}),
         "AuditEntry": _obj(
             {
                 "time": {"type": "string", "format": "date-time"},
