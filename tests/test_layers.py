@@ -37,6 +37,8 @@ LAYERS = {
     "cms.config": 0,
     "cms.clock": 0,
     "cms.content.model": 0,
+    "cms.content.fieldtypes": 0,
+    "cms.content.docfields": 0,
     "cms.content.limits": 0,
     "cms.content.ulid": 0,
     "cms.content.names": 1,

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from cms.config import Site
+from cms.content.docfields import DOC_FIELDS
 from cms.content.index import Index, Term
 from cms.content.markdown import render_markdown
 from cms.content.model import Document, url_path
@@ -17,6 +18,8 @@ from cms.content.query import field_getter
 from .encode import dumps
 
 _CACHE_SIZE = 20_000
+# The keys of a document's JSON and how each is read: cms/content/docfields.py (url and lang need the site).
+_API_FIELDS = tuple((f.name, f.getter) for f in DOC_FIELDS if f.in_api)
 
 
 class DocumentSerializer:
@@ -32,35 +35,10 @@ class DocumentSerializer:
         return self.base + url_path(doc.type, doc.slug, doc.lang, self.site.site.language)
 
     def as_dict(self, doc: Document, now: datetime) -> dict[str, Any]:
-        meta = doc.meta
-        return {
-            "id": doc.id,
-            "hash": doc.hash,
-            "type": doc.type,
-            "slug": doc.slug,
-            "title": doc.title,
-            "status": doc.status_at(now).value,
-            "excerpt": doc.excerpt,
-            "content": doc.body,
-            "category": doc.categories[0] if doc.categories else None,
-            "categories": list(doc.categories),
-            "tags": list(doc.tags),
-            "author": doc.author,
-            "authors": list(doc.authors),
-            "featured_image": doc.featured_image,
-            "seo_title": meta.get("seo_title") or meta.get("meta_title"),
-            "seo_description": meta.get("seo_description") or meta.get("meta_description"),
-            "published_at": doc.published_at,
-            "created_at": doc.created_at,
-            "updated_at": doc.updated_at,
-            "expires_at": doc.expires_at,
-            "url": self.url(doc),
-            "lang": doc.lang or self.site.site.language,
-            "aliases": list(doc.aliases),
-            "reading_time": doc.reading_minutes,
-            "words": doc.words,
-            "data": doc.data,
-        }
+        out = {name: get(doc, now) if get else None for name, get in _API_FIELDS}
+        out["url"] = self.url(doc)
+        out["lang"] = doc.lang or self.site.site.language
+        return out
 
     def full(self, doc: Document, now: datetime) -> bytes:
         """The cached JSON bytes of the default representation."""

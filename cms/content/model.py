@@ -13,36 +13,23 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, tzinfo
-from enum import StrEnum
+from datetime import datetime, tzinfo
 from typing import Any
 
-from cms.content.limits import MAX_DESCRIPTION_CHARS, MAX_LIST_ITEMS, MAX_TITLE_CHARS
+# Status, Field, to_datetime and the field type names are re-exported: most modules name them from here.
+from cms.content.docfields import FRONTMATTER_SPELLINGS
+from cms.content.docfields import Status as Status
+from cms.content.fieldtypes import FIELD_TYPE_ALIASES as FIELD_TYPE_ALIASES
+from cms.content.fieldtypes import FIELD_TYPE_CLASSES
+from cms.content.fieldtypes import FIELD_TYPES as FIELD_TYPES
+from cms.content.fieldtypes import Field as Field
+from cms.content.fieldtypes import to_datetime as to_datetime
+from cms.content.limits import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS
 from cms.content.ulid import id_moment
 
-
-class Status(StrEnum):
-    DRAFT = "draft"
-    PUBLISHED = "published"
-    SCHEDULED = "scheduled"
-    EXPIRED = "expired"
-    TRASH = "trash"
-
-
 # Frontmatter spellings accepted for each canonical attribute, first one wins. The first
-# spelling is the one the writer uses for new keys (Hugo's names where Hugo has one).
-ALIASES: dict[str, tuple[str, ...]] = {
-    "published_at": ("date", "published_at", "publishDate", "publishedAt", "pubDate"),
-    "updated_at": ("updated", "updated_at", "lastmod", "updatedAt", "modified"),
-    "created_at": ("created", "created_at", "createdAt"),
-    "expires_at": ("expires", "expires_at", "expiryDate", "expiresAt"),
-    "excerpt": ("summary", "excerpt", "description"),
-    "featured_image": ("featured_image", "image", "cover", "thumbnail"),
-    "seo_title": ("seo_title", "meta_title"),
-    "seo_description": ("seo_description", "meta_description"),
-    "author": ("author", "authors"),
-    "categories": ("categories", "category"),
-}
+# spelling is the one the writer uses for new keys (declared in cms/content/docfields.py).
+ALIASES: dict[str, tuple[str, ...]] = FRONTMATTER_SPELLINGS
 BASE_KEYS = frozenset(
     {"id", "title", "slug", "draft", "status", "tags", "aliases", "translation_key", "lang"}
     | {k for names in ALIASES.values() for k in names}
@@ -62,32 +49,6 @@ def short_hash(doc_id: str) -> str:
 def etag_of(data: bytes) -> str:
     """The strong ETag of a file: the sha256 of its exact bytes."""
     return "sha256-" + hashlib.sha256(data).hexdigest()
-
-
-def to_datetime(value: Any, tz: tzinfo) -> datetime | None:
-    """A frontmatter date (date, datetime, ISO string) as an aware UTC datetime; naive means `tz`."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if text.endswith("Z"):
-            text = text[:-1] + "+00:00"
-        try:
-            value = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, date):
-        dt = datetime.combine(value, time())
-    else:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=tz)
-    try:
-        return dt.astimezone(UTC)
-    except (OverflowError, ValueError):  # year 1 east of UTC, year 9999 west of it
-        return None
 
 
 def _first(meta: Mapping[str, Any], names: Iterable[str]) -> Any:
@@ -279,71 +240,6 @@ def make_document(
 
 # -- content types and validation ----------------------------------------------------------
 
-FIELD_TYPES = frozenset(
-    {
-        "text",
-        "markdown",
-        "number",
-        "integer",
-        "boolean",
-        "date",
-        "datetime",
-        "select",
-        "tags",
-        "reference",
-        "image",
-        "json",
-        "list",
-    }
-)
-# Names other CMSes use for the same field types (seed 004 and Strapi spellings).
-FIELD_TYPE_ALIASES = {
-    "string": "text",
-    "textarea": "text",
-    "richText": "markdown",
-    "richtext": "markdown",
-    "float": "number",
-    "int": "integer",
-    "bool": "boolean",
-    "enum": "select",
-    "media": "image",
-    "relation": "reference",
-    "array": "list",
-    "object": "json",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Field:
-    """One field of a content type's schema."""
-
-    name: str
-    type: str = "text"
-    label: str = ""
-    required: bool = False
-    default: Any = None
-    unique: bool = False
-    min: float | None = None
-    max: float | None = None
-    max_length: int | None = None
-    options: tuple[Any, ...] = ()
-    to: str | None = None  # reference: the content type or taxonomy referred to
-    help: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "type": self.type, "label": self.label or self.name}
-        for key in ("required", "unique"):
-            if getattr(self, key):
-                out[key] = True
-        for key in ("default", "min", "max", "max_length", "to"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        if self.options:
-            out["options"] = list(self.options)
-        if self.help:
-            out["help"] = self.help
-        return out
-
 
 @dataclass(frozen=True, slots=True)
 class ContentType:
@@ -507,66 +403,6 @@ def field_from_dict(raw: Any, position: int = 0) -> Field:
     )
 
 
-def _check_value(f: Field, value: Any) -> list[str]:
-    """Messages for one present, non-null value against its field."""
-    t = f.type
-    if t in ("text", "markdown", "image", "reference"):
-        if not isinstance(value, str):
-            if t == "reference" and isinstance(value, list) and all(isinstance(v, str) for v in value):
-                return []
-            return [f"must be a string, got {_type_name(value)}"]
-        if f.max_length is not None and len(value) > f.max_length:
-            return [f"must be at most {f.max_length} characters, got {len(value)}"]
-        return []
-    if t in ("number", "integer"):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return [f"must be a number, got {_type_name(value)}"]
-        if t == "integer" and not isinstance(value, int) and not float(value).is_integer():
-            return ["must be an integer"]
-        if isinstance(value, float) and not math.isfinite(value):
-            return ["must be a finite number"]
-        out = []
-        if f.min is not None and value < f.min:
-            out.append(f"must be >= {f.min}")
-        if f.max is not None and value > f.max:
-            out.append(f"must be <= {f.max}")
-        return out
-    if t == "boolean":
-        return [] if isinstance(value, bool) else [f"must be true or false, got {_type_name(value)}"]
-    if t in ("date", "datetime"):
-        if isinstance(value, date):
-            return []
-        if isinstance(value, str) and to_datetime(value, UTC) is not None:
-            return []
-        return [f"must be an ISO 8601 {t}, got {value!r}"[:200]]
-    if t == "select":
-        return [] if value in f.options else [f"must be one of {', '.join(map(str, f.options))}"]
-    if t in ("tags", "list"):
-        if isinstance(value, str) and t == "tags":
-            return []
-        if not isinstance(value, list):
-            return [f"must be a list, got {_type_name(value)}"]
-        if t == "tags" and not all(isinstance(v, str) for v in value):
-            return ["must be a list of strings"]
-        most = MAX_LIST_ITEMS if f.max_length is None else min(f.max_length, MAX_LIST_ITEMS)
-        if len(value) > most:
-            return [f"must have at most {most} items"]
-        return []
-    return []  # json: anything YAML can hold
-
-
-def _type_name(value: Any) -> str:
-    return {
-        bool: "boolean",
-        int: "integer",
-        float: "number",
-        str: "string",
-        list: "list",
-        dict: "object",
-        type(None): "null",
-    }.get(type(value), type(value).__name__)
-
-
 def validate(meta: Mapping[str, Any], ctype: ContentType) -> dict[str, list[str]]:
     """Field-level messages for a frontmatter mapping against its type; empty when valid."""
     errors: dict[str, list[str]] = {}
@@ -576,7 +412,7 @@ def validate(meta: Mapping[str, Any], ctype: ContentType) -> dict[str, list[str]
             if f.required:
                 errors[f.name] = ["is required"]
             continue
-        problems = _check_value(f, value)
+        problems = FIELD_TYPE_CLASSES[f.type].check(value, f)
         if problems:
             errors[f.name] = problems
     return errors

@@ -11,6 +11,7 @@ from jinja2 import Environment
 from markupsafe import Markup
 
 from cms.config import Site
+from cms.content.docfields import SEO_DESCRIPTION, SEO_TITLE
 from cms.content.index import Index, Term
 from cms.content.markdown import render_markdown
 from cms.content.model import Document, Status, url_path
@@ -220,8 +221,8 @@ class SiteView:
             "categories": [self.term_view("categories", s) for s in self.terms_of(doc, "categories")],
             "author": author,
             "image": doc.featured_image,
-            "seo_title": doc.meta.get("seo_title") or doc.title,
-            "seo_description": doc.meta.get("seo_description") or doc.excerpt,
+            "seo_title": SEO_TITLE(doc, self.now) or doc.title,
+            "seo_description": SEO_DESCRIPTION(doc, self.now) or doc.excerpt,
             "data": doc.data,
             "aliases": list(doc.aliases),
         }

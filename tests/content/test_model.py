@@ -239,7 +239,9 @@ def test_derive_excerpt_cuts_at_a_word() -> None:
         (Field("g", "tags"), "one", []),
         (Field("g", "tags"), [1], ["must be a list of strings"]),
         (Field("g", "tags"), 5, ["must be a list, got integer"]),
-        (Field("l", "list", max_length=1), [1, 2], ["must have at most 1 items"]),
+        (Field("l", "list", max_length=1), ["a", "b"], ["must have at most 1 items"]),
+        (Field("l", "list"), [1, {"a": 1}], ["must be a list of strings"]),  # as the spec's items say
+        (Field("l", "list"), ["a", "b"], []),
         (Field("l", "list"), "x", ["must be a list, got string"]),
         (Field("j", "json"), {"any": ["thing"]}, []),
     ],

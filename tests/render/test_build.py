@@ -21,6 +21,7 @@ from cms.content.index import Index
 from cms.content.model import Status, url_path
 from cms.render.build import BuildResult
 from cms.render.feeds import FEED_ITEMS
+from tests.conftest import MakeSite
 from tests.render import (
     ATOM,
     BASE_URL,
@@ -371,6 +372,28 @@ BROKEN_FILTER = """\
 <p>{{ page.title|date("%Y") }}</p>
 {% endblock %}
 """
+
+
+def test_a_meta_title_is_the_pages_title_as_in_the_api(make_site: MakeSite, tmp_path: Path) -> None:
+    """The built page reads seo_title through the getter the API uses, so `meta_title:` reaches both."""
+    site = make_site(
+        {
+            "content/posts/hello.md": """
+                ---
+                title: Hello
+                date: 2026-01-01
+                meta_title: Hello, search engines
+                meta_description: What search engines show
+                ---
+                Text.
+                """
+        }
+    )
+    build_site(site, tmp_path / "out")
+    page = parse_html((tmp_path / "out" / "posts" / "hello" / "index.html").read_text(encoding="utf-8"))
+    assert page.title is not None and page.title.startswith("Hello, search engines"), page.title
+    assert page.meta("og:title") == "Hello, search engines"
+    assert page.meta("og:description") == "What search engines show"
 
 
 @pytest.fixture

@@ -6,50 +6,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from cms.content.docfields import QUERY_GETTERS, QUERY_SPELLINGS
+from cms.content.docfields import TITLE_GETTER as _TITLE_GETTER
 from cms.content.model import Document
 from cms.errors import BadRequest
 
 Getter = Callable[[Document, datetime], Any]
 
-# Spellings of base fields, in filters, sort and fields (seed 004 uses camelCase).
-FIELD_ALIASES = {
-    "date": "published_at",
-    "publishedAt": "published_at",
-    "published": "published_at",
-    "updated": "updated_at",
-    "updatedAt": "updated_at",
-    "createdAt": "created_at",
-    "created": "created_at",
-    "expires": "expires_at",
-    "expiresAt": "expires_at",
-    "authorId": "author",
-    "body": "content",
-    "summary": "excerpt",
-    "post_type": "type",
-}
-BASE_FIELDS = (
-    "id",
-    "hash",
-    "type",
-    "slug",
-    "title",
-    "status",
-    "excerpt",
-    "content",
-    "published_at",
-    "updated_at",
-    "created_at",
-    "expires_at",
-    "author",
-    "authors",
-    "category",
-    "categories",
-    "tags",
-    "lang",
-    "featured_image",
-    "words",
-    "path",
-)
+# Spellings of base fields in filters, sort and fields (seed 004 uses camelCase), and the base
+# fields a query can name: both declared in cms/content/docfields.py.
+FIELD_ALIASES = QUERY_SPELLINGS
+BASE_FIELDS = tuple(QUERY_GETTERS)
 
 
 def canonical_field(name: str) -> str:
@@ -67,36 +34,9 @@ def check_field_name(name: str, where: str, allow_html: bool = False) -> str:
     raise BadRequest(f"{where}: {name!r} is not a field name")
 
 
-def _title(d: Document, n: datetime) -> str:
-    return d.title
-
-
 # The filter compiler recognises this getter by identity to use the document's pre-folded title.
-TITLE_GETTER: Getter = _title
-
-_BASE_GETTERS: dict[str, Getter] = {
-    "id": lambda d, n: d.id,
-    "hash": lambda d, n: d.hash,
-    "type": lambda d, n: d.type,
-    "slug": lambda d, n: d.slug,
-    "title": TITLE_GETTER,
-    "status": lambda d, n: d.status_at(n).value,
-    "excerpt": lambda d, n: d.excerpt,
-    "content": lambda d, n: d.body,
-    "published_at": lambda d, n: d.published_at,
-    "updated_at": lambda d, n: d.updated_at,
-    "created_at": lambda d, n: d.created_at,
-    "expires_at": lambda d, n: d.expires_at,
-    "author": lambda d, n: d.author,
-    "authors": lambda d, n: list(d.authors),
-    "category": lambda d, n: d.categories[0] if d.categories else None,
-    "categories": lambda d, n: list(d.categories),
-    "tags": lambda d, n: list(d.tags),
-    "lang": lambda d, n: d.lang,
-    "featured_image": lambda d, n: d.featured_image,
-    "words": lambda d, n: d.words,
-    "path": lambda d, n: d.path,
-}
+TITLE_GETTER: Getter = _TITLE_GETTER
+_BASE_GETTERS: dict[str, Getter] = QUERY_GETTERS
 
 
 def field_getter(name: str) -> Getter:

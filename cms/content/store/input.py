@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from cms.content.docfields import INPUT_SPELLINGS
 from cms.content.limits import over_limits
 from cms.content.model import ALIASES, ContentType, frontmatter_key, to_datetime
 from cms.content.names import slugify
@@ -43,25 +44,7 @@ STATUS_INPUTS = ("draft", "published", "scheduled", "trash")
 _DATETIME_FIELDS = ("published_at", "updated_at", "created_at", "expires_at")
 LIST_FIELDS = ("tags", "categories", "aliases")
 _TEXT_FIELDS = ("title", "excerpt", "featured_image", "seo_title", "seo_description", "author")
-_CANONICAL_INPUT = {
-    "date": "published_at",
-    "publishedAt": "published_at",
-    "publishDate": "published_at",
-    "expires": "expires_at",
-    "expiresAt": "expires_at",
-    "summary": "excerpt",
-    "description": "excerpt",
-    "category": "categories",
-    "category_id": "categories",
-    "categoryId": "categories",
-    "authorId": "author",
-    "author_id": "author",
-    "meta_title": "seo_title",
-    "meta_description": "seo_description",
-    "thumbnail": "featured_image",
-    "image": "featured_image",
-    "body": "content",
-}
+_CANONICAL_INPUT = INPUT_SPELLINGS  # accepted names -> canonical field (cms/content/docfields.py)
 _RESERVED_INPUT = frozenset(
     {"id", "slug", "draft", "status", "lang", "translation_key"} | {k for names in ALIASES.values() for k in names}
 )
