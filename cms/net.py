@@ -29,6 +29,7 @@ Resolver = Callable[[str, int], list[str]]
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215 local-use prefix; /96 inside it is usual
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # the deprecated ::a.b.c.d form
+MAX_URL_CHARS = 2048  # a longer URL is refused before it is parsed
 _EXTRA_BLOCKED = [ipaddress.ip_network(n) for n in ("100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15", "0.0.0.0/8")]
 # Metadata services outside the link-local ranges (169.254.169.254 is inside 169.254.0.0/16):
 # AWS's IPv6 endpoint, Google Cloud's IPv6 endpoint and Alibaba Cloud's (inside 100.64.0.0/10).
@@ -115,8 +116,8 @@ def vet_url(
     metadata addresses are refused whatever they say.
     """
     allow_private = network.allow_private_addresses
-    if not isinstance(url, str) or len(url) > 2048:
-        raise BlockedTarget("the URL must be a string of at most 2048 characters")
+    if not isinstance(url, str) or len(url) > MAX_URL_CHARS:
+        raise BlockedTarget(f"the URL must be a string of at most {MAX_URL_CHARS} characters")
     try:
         parts = urlsplit(url.strip())
         port = parts.port

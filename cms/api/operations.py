@@ -90,6 +90,7 @@ class Answer:
     shape: type[BaseModel] | None  # None: no body (204)
     description: str
     many: bool = False  # `data` is a list of the shape, with `pagination`
+    pagination: str = "Count"  # the `pagination` of a list: Count ({total}) or Pagination (pages)
     headers: tuple[str, ...] = ()  # names from HEADERS
 
 

@@ -1,37 +1,83 @@
-"""Endpoints that need no key: health (index state) and the site's public settings."""
+"""Endpoints that need no key: health (index state) and the site's public settings.
+
+Each operation is declared once (cms/api/operations.py), with the shape of its answer below.
+"""
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from typing import Literal
+
+from pydantic import Field
 from starlette.responses import Response
 from starlette.routing import Route
 
 from cms import __version__
 
-from .http import json_response, only_params, query_params, services
+from .http import json_response
+from .operations import Answer, Call, Shape, operation, routes_of
+
+TAG = "system"
 
 
-async def health(request: Request) -> Response:
-    svc = services(request)
-    only_params(query_params(request), ())
+class Health(Shape):
+    status: Literal["ok"]
+    version: str
+    documents: int
+    problems: int = Field(description="Content files that could not be loaded cleanly")
+    search_ready: bool
+    generation: int = Field(description="Changes with every change of the index")
+
+
+class Settings(Shape):
+    """The site's public settings."""
+
+    title: str
+    description: str
+    base_url: str
+    language: str
+    timezone: str
+    per_page: int
+    max_per_page: int
+    taxonomies: list[str]
+    content_types: list[str]
+
+
+@operation(
+    "GET",
+    "/api/v1/health",
+    "getHealth",
+    "Health of the index",
+    tag=TAG,
+    scope=None,
+    ok=Answer(200, Health, "Health of the index"),
+)
+async def health(call: Call) -> Response:
+    index = call.services.index
     return json_response(
         {
             "data": {
                 "status": "ok",
                 "version": __version__,
-                "documents": len(svc.index),
-                "problems": len(svc.index.problems),
-                "search_ready": svc.index.search.wait_ready(0),
-                "generation": svc.index.generation,
+                "documents": len(index),
+                "problems": len(index.problems),
+                "search_ready": index.search.wait_ready(0),
+                "generation": index.generation,
             }
         }
     )
 
 
-async def settings(request: Request) -> Response:
-    svc = services(request)
-    only_params(query_params(request), ())
-    site = svc.site
+@operation(
+    "GET",
+    "/api/v1/settings",
+    "getSettings",
+    "Public site settings",
+    tag=TAG,
+    scope=None,
+    ok=Answer(200, Settings, "Public site settings"),
+)
+async def settings(call: Call) -> Response:
+    site = call.services.site
     return json_response(
         {
             "data": {
@@ -43,14 +89,11 @@ async def settings(request: Request) -> Response:
                 "per_page": site.defaults.per_page,
                 "max_per_page": site.defaults.max_per_page,
                 "taxonomies": list(site.taxonomy_names),
-                "content_types": sorted(svc.index.types),
+                "content_types": sorted(call.services.index.types),
             }
         }
     )
 
 
 def routes() -> list[Route]:
-    return [
-        Route("/api/v1/health", health, methods=["GET"]),
-        Route("/api/v1/settings", settings, methods=["GET"]),
-    ]
+    return routes_of(health, settings)

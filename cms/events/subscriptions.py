@@ -2,30 +2,41 @@
 and the `webhooks` table: create, update, delete, and the sync from the `[[webhooks]]` of cms.toml.
 
 The API body, a PATCH and a cms.toml table are the same settings under the same names, so
-`WebhookSettings.parse` is the only place they are checked; `WEBHOOK_KEYS` are the names it accepts
-(also seed 004's `contentTypes`).
+`WebhookSettings` (a pydantic model) is their one declaration: `parse` checks them for the service,
+the API validates its bodies with it (`WebhookChanges`, derived from it, for a PATCH) and publishes
+its JSON Schema. `WEBHOOK_KEYS` are the names it accepts (also seed 004's `contentTypes`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import partial
-from typing import Any
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 
 from cms.clock import Clock, iso_z, utc_now
 from cms.config import Site
-from cms.content.limits import MAX_TITLE_CHARS, list_problems, text_problems
+from cms.content.limits import MAX_LIST_ITEMS, MAX_TITLE_CHARS, list_problems, text_problems
 from cms.errors import ConfigError, Conflict, Invalid, NotFound
 from cms.events.bus import Event
 from cms.events.outbox import cancel_deliveries
-from cms.events.signing import new_secret, secret_hint, secret_problems
-from cms.net import BlockedTarget
+from cms.events.signing import MIN_SECRET_CHARS, new_secret, secret_hint, secret_problems
+from cms.net import MAX_URL_CHARS, BlockedTarget
 from cms.state import State
 
 # Seed 004 names, accepted in subscriptions: they mean the same action on any document.
@@ -76,16 +87,106 @@ def _known_pattern(pattern: str) -> bool:
     )
 
 
-@dataclass(frozen=True)
-class WebhookSettings:
-    """What a person sets on a subscription, from an API body, a PATCH or a `[[webhooks]]` table of cms.toml."""
+# An event name or pattern, as the published schema says it (the check is `_events_problems`).
+EventPattern = Annotated[
+    str,
+    Field(
+        json_schema_extra={
+            "anyOf": [
+                {"enum": ["*", *KNOWN_EVENTS, *EVENT_ALIASES]},
+                {"pattern": "\\.\\*$"},
+                {"pattern": "^\\*\\."},
+            ]
+        }
+    ),
+]
 
-    name: str
-    url: str  # http(s), vetted against the site's [network] rules
-    events: tuple[str, ...] = ("*",)  # names or patterns, see `matches`
-    content_types: tuple[str, ...] | None = None  # None: documents of every type
-    secret: str | None = None  # None: one is generated
+
+def _published(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """The settings' JSON Schema as published: seed 004's spelling too; a PATCH's with every setting optional."""
+    props = schema["properties"]
+    props["contentTypes"] = {**props["content_types"], "description": "Same as content_types"}
+    if getattr(model, "partial", False):  # a setting left out keeps its value: no default, none required
+        schema["required"] = []
+        for prop in props.values():
+            prop.pop("default", None)
+
+
+class WebhookSettings(BaseModel):
+    """A subscription's settings: an API body, or a `[[webhooks]]` table of cms.toml."""
+
+    # The one declaration of these settings (see the module docstring). Each field's check is the
+    # project's own (a ValueError with our message), so every problem is collected in one pass.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, json_schema_extra=_published)
+    partial: ClassVar[bool] = False  # True for `WebhookChanges`: every setting may be left out
+
+    name: str = Field(min_length=1, max_length=MAX_TITLE_CHARS, description="A label for people")
+    url: str = Field(
+        max_length=MAX_URL_CHARS,
+        description="http(s); it must resolve to public addresses on port 80 or 443 (SSRF guard)",
+        json_schema_extra={"format": "uri"},
+    )
+    events: tuple[EventPattern, ...] = Field(
+        ("*",),
+        min_length=1,
+        max_length=MAX_LIST_ITEMS,
+        description="Event names, `*`, `post.*`, `*.published` or a seed 004 alias such as `entry.publish`",
+    )
+    content_types: tuple[str, ...] | None = Field(
+        None, max_length=MAX_LIST_ITEMS, description="Only document events of these types (null: every type)"
+    )
+    secret: str | None = Field(
+        None,
+        min_length=MIN_SECRET_CHARS,
+        description="Signing secret (whsec_ + base64, or 16+ characters); generated when absent",
+    )
     enabled: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_spelling(cls, values: Any) -> Any:
+        return _canonical(values) if isinstance(values, Mapping) else values
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _check_name(cls, value: Any) -> Any:
+        _refuse(_name_problems(value))
+        return value.strip()
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _check_url(cls, value: Any, info: ValidationInfo) -> Any:
+        vet = (info.context or {}).get("vet")  # the site's [network] rules: only the service has them
+        _refuse(["is required"] if not isinstance(value, str) else _url_problems(value, vet) if vet else [])
+        return value
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _check_events(cls, value: Any) -> Any:
+        _refuse(_events_problems(value))
+        return tuple(value)
+
+    @field_validator("content_types", mode="before")
+    @classmethod
+    def _check_content_types(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        _refuse(_content_types_problems(value))
+        return tuple(value)
+
+    @field_validator("secret", mode="before")
+    @classmethod
+    def _check_secret(cls, value: Any, info: ValidationInfo) -> Any:
+        # A missing secret is generated at creation; once there is one, it can only be replaced.
+        if value is not None or (info.context or {}).get("replacing"):
+            _refuse(secret_problems(value))
+        return value
+
+    @field_validator("enabled", mode="before")
+    @classmethod
+    def _check_enabled(cls, value: Any) -> Any:
+        _refuse([] if isinstance(value, bool) else ["must be true or false"])
+        return value
 
     @classmethod
     def parse(
@@ -96,37 +197,54 @@ class WebhookSettings:
         A PATCH is checked as the whole result, so a URL kept from before is vetted again under the
         rules of today. `content_types` wins over `contentTypes` when both are given.
         """
-        errors: dict[str, list[str]] = {
-            k: ["is not a webhook setting"] for k in sorted(set(values) - set(WEBHOOK_KEYS))
-        }
-        given = {k: v for k, v in values.items() if k in _FIELDS}
-        for spelling, field in _SPELLINGS.items():
-            if spelling in values and field not in given:
-                given[field] = values[spelling]
-        start = dataclasses.asdict(current) if current is not None else {"events": ["*"]}
-        merged = {**start, **given}
-        # A missing secret is generated at creation; once there is one, it can only be replaced.
-        may_omit = {"content_types"} | ({"secret"} if current is None else set())
-        checks: dict[str, Callable[[Any], list[str]]] = {**_CHECKS, "url": partial(_url_problems, vet=vet)}
-        for field in _FIELDS:
-            value = merged.get(field)
-            if field not in merged or (value is None and field in may_omit):
-                problems = ["is required"] if field in ("name", "url") else []
-            else:
-                problems = checks[field](value)
-            if problems:
-                errors[field] = problems
-        if errors:
-            raise Invalid(errors)
-        types = merged.get("content_types")
-        return cls(
-            name=merged["name"].strip(),
-            url=merged["url"],
-            events=tuple(merged["events"]),
-            content_types=tuple(types) if types is not None else None,
-            secret=merged.get("secret"),
-            enabled=merged.get("enabled", True),
-        )
+        merged = {**current.model_dump(), **_canonical(values)} if current is not None else values
+        try:
+            return cls.model_validate(merged, context={"vet": vet, "replacing": current is not None})
+        except ValidationError as exc:
+            raise Invalid(_details(exc)) from None
+
+
+# A PATCH body: the same settings with the same checks, each one optional (its value is kept).
+_OPTIONAL: dict[str, Any] = {
+    name: (info.annotation, FieldInfo.merge_field_infos(info, default=None))
+    for name, info in WebhookSettings.model_fields.items()
+}
+WebhookChanges = create_model(
+    "WebhookChanges",
+    __base__=WebhookSettings,
+    __doc__="Some settings of a subscription (a PATCH): the others keep their values.",
+    **_OPTIONAL,
+)
+WebhookChanges.partial = True
+
+
+def _canonical(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` with seed 004's spellings under the settings' own names (the own name wins)."""
+    out = dict(values)
+    for spelling, field in _SPELLINGS.items():
+        if spelling in out:
+            given = out.pop(spelling)
+            out.setdefault(field, given)
+    return out
+
+
+def _refuse(problems: list[str]) -> None:
+    if problems:
+        raise ValueError(problems[0])
+
+
+def _details(exc: ValidationError) -> dict[str, list[str]]:
+    """An `Invalid`'s details: one list of messages per setting (the checks above give our own words)."""
+    words = {"missing": "is required", "extra_forbidden": "is not a webhook setting"}
+    out: dict[str, list[str]] = {}
+    for error in exc.errors(include_url=False):
+        where = str(error["loc"][0]) if error["loc"] else "settings"
+        if error["type"] == "value_error":
+            message = str(error.get("ctx", {}).get("error"))
+        else:
+            message = words.get(error["type"], "is not valid")
+        out.setdefault(where, []).append(message)
+    return out
 
 
 def _name_problems(value: Any) -> list[str]:
@@ -162,21 +280,8 @@ def _content_types_problems(value: Any) -> list[str]:
     return []
 
 
-def _enabled_problems(value: Any) -> list[str]:
-    return [] if isinstance(value, bool) else ["must be true or false"]
-
-
-# Each setting's check but the URL's, which needs the caller's network rules (`parse` adds it).
-_CHECKS: dict[str, Callable[[Any], list[str]]] = {
-    "name": _name_problems,
-    "events": _events_problems,
-    "content_types": _content_types_problems,
-    "secret": secret_problems,
-    "enabled": _enabled_problems,
-}
-_FIELDS = tuple(f.name for f in dataclasses.fields(WebhookSettings))
 _SPELLINGS = {"contentTypes": "content_types"}  # seed 004's spelling
-WEBHOOK_KEYS = _FIELDS + tuple(_SPELLINGS)
+WEBHOOK_KEYS = tuple(WebhookSettings.model_fields) + tuple(_SPELLINGS)
 """Every key a webhook's settings may have, in an API body or in cms.toml."""
 
 
@@ -198,7 +303,14 @@ class Webhook:
 
     @property
     def settings(self) -> WebhookSettings:
-        return WebhookSettings(self.name, self.url, self.events, self.content_types, self.secret, self.enabled)
+        return WebhookSettings.model_construct(  # as stored: checked when it was written
+            name=self.name,
+            url=self.url,
+            events=self.events,
+            content_types=self.content_types,
+            secret=self.secret,
+            enabled=self.enabled,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -333,7 +445,7 @@ class Subscriptions:
             for hook_id, settings in wanted.items():
                 old = existing.get(hook_id)
                 secret = settings.secret or (old.secret if old else new_secret())
-                if old is not None and old.settings == dataclasses.replace(settings, secret=secret):
+                if old is not None and old.settings == settings.model_copy(update={"secret": secret}):
                     continue
                 db.execute(
                     "INSERT INTO webhooks (id, name, url, events, content_types, secret, enabled, source, created_at)"
