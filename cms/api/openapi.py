@@ -22,12 +22,13 @@ from starlette.routing import Route
 
 from cms import __version__
 from cms.config import Site
+from cms.content.docfields import DOC_FIELDS
+from cms.content.fieldtypes import FIELD_TYPE_CLASSES
 from cms.content.index import Index
 from cms.content.limits import MAX_ITEM_CHARS, MAX_LIST_ITEMS, MAX_TITLE_CHARS
-from cms.content.model import BASE_KEYS, FIELD_TYPE_ALIASES, FIELD_TYPES, ContentType, Field, Status
+from cms.content.model import BASE_KEYS, ContentType, Field, Status
 from cms.content.query import OPERATORS, PARAMS
 from cms.content.store import STATUS_INPUTS
-from cms.events.webhooks import EVENT_ALIASES, KNOWN_EVENTS
 
 from . import docs_page
 from .http import only_params, query_params, services
@@ -40,7 +41,6 @@ DOCS_CSP = (
     "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 TYPE_NAME = "^[a-z][a-z0-9_-]{0,63}$"  # cms.content.names.check_type_name (device names also refused)
-FIELD_NAME = "^[A-Za-z_][A-Za-z0-9_]{0,63}$"  # cms.content.model.field_from_dict
 # A path under uploads/ may hold "/", but no "." or ".." segment: a client resolves those before
 # sending (RFC 3986 5.2.4), so such a request would reach another path than the one described.
 _UPLOAD_PATH = {"type": "string", "minLength": 1, "pattern": r"^(?!(.*/)?\.\.?(/|$))"}
@@ -156,18 +156,20 @@ def document_types(index: Index) -> list[str]:
 
 def build_spec(app_routes: list[Any], site: Site, index: Index, now: datetime | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document for these routes, this site and the index's content types."""
-    shared = _static_schemas(site) | _webhook_schemas() | _media_schemas()
+    shared = _static_schemas(site) | _media_schemas()
     ctx = _Ctx(
         site, index, now or datetime.now(UTC), reserved={*shared, "Document", "DocumentInput", "DocumentSelection"}
     )
     custom = [t for t in document_types(index) if t not in ("posts", "pages")]
     paths: dict[str, dict[str, Any]] = {}
+    described = {id(r): _declared_op(ctx, d) for r in app_routes if (d := declared(getattr(r, "endpoint", None)))}
+    ctx.reserved |= set(ctx.components)  # a type called `term` must not replace a declared shape's schema
     for route in app_routes:
         if not isinstance(route, Route) or route.methods is None or not route.include_in_schema:
             continue  # the preview's pages are the website, described by the theme, not the API
         declaration = declared(route.endpoint)
         if declaration is not None:  # described by its declaration (cms/api/operations.py)
-            paths.setdefault(spec_path(route.path), {})[declaration.method.lower()] = _declared_op(ctx, declaration)
+            paths.setdefault(spec_path(route.path), {})[declaration.method.lower()] = described[id(route)]
             continue
         for method in sorted(route.methods - {"HEAD"}):  # Starlette answers HEAD for every GET
             for path, op in _describe(ctx, spec_path(route.path), method, custom):
@@ -237,7 +239,6 @@ def _unique_operation_ids(paths: dict[str, dict[str, Any]]) -> None:
 # -- route families -----------------------------------------------------------------------
 
 _DOC_ROUTE = re.compile(r"^/api/v1/(?:(posts|pages)|content/\{type\})(/by-slug/\{slug\}|/\{ref\}(?:/(\w+))?)?$")
-_TERM_ROUTE = re.compile(r"^/api/v1/(?:(categories|tags)|taxonomies/\{taxonomy\})(/\{slug\})?$")
 
 
 def _describe(ctx: _Ctx, path: str, method: str, custom: list[str]) -> list[tuple[str, dict[str, Any]]]:
@@ -251,9 +252,6 @@ def _describe(ctx: _Ctx, path: str, method: str, custom: list[str]) -> list[tupl
                 concrete = path.replace("{type}", name)
                 out.append((concrete, _document_op(ctx, name, tail, action, method, generic=False)))
         return out
-    term = _TERM_ROUTE.match(path)
-    if term:
-        return [(path, _term_op(ctx, term.group(1), bool(term.group(2)), method))]
     builder = _STATIC.get((path, method))
     if builder is not None:
         return [(path, builder(ctx))]
@@ -337,7 +335,7 @@ def _declared_op(ctx: _Ctx, op: Operation) -> dict[str, Any]:
         ok: dict[str, Any] = {str(answer.status): {"description": answer.description}}
     else:
         data = schemas.ref(answer.shape)
-        envelope = _envelope({"type": "array", "items": data}, "Count") if answer.many else _envelope(data)
+        envelope = _envelope({"type": "array", "items": data}, answer.pagination) if answer.many else _envelope(data)
         known = {**LOCATION, **ETAG}
         headers = {name: known[name] for name in answer.headers}
         ok = {str(answer.status): _json(envelope, answer.description, headers or None)}
@@ -674,68 +672,9 @@ def _example_value(f: Field) -> Any:
     return values.get(f.type, "example"[: f.max_length or 7])
 
 
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    if "enum" in schema:
-        return {**schema, "enum": [*schema["enum"], None]}
-    t = schema.get("type")
-    if t is None:
-        return schema
-    types = t if isinstance(t, list) else [t]
-    return {**schema, "type": [*types, "null"]}
-
-
-def field_schema(f: Field) -> dict[str, Any]:
-    """The JSON Schema of one field's value, as cms.content.model._check_value accepts it."""
-    t = f.type
-    schema: dict[str, Any]
-    if t in ("text", "markdown", "image"):
-        schema = {"type": "string"}
-    elif t == "reference":  # several authors, several related documents: a list of references
-        schema = {"type": ["string", "array"], "items": {"type": "string"}}
-    elif t in ("number", "integer"):
-        schema = {"type": t}
-        if f.min is not None:
-            schema["minimum"] = f.min
-        if f.max is not None:
-            schema["maximum"] = f.max
-    elif t == "boolean":
-        schema = {"type": "boolean"}
-    elif t in ("date", "datetime"):
-        schema = {"type": "string", "format": "date" if t == "date" else "date-time"}
-    elif t == "select":
-        schema = {"enum": list(f.options)} if f.options else {"not": {}, "description": "no options declared"}
-    elif t == "tags":  # a comma-separated string is accepted too, as in hand-written frontmatter
-        schema = {"type": ["array", "string"], "items": {"type": "string"}}
-    elif t == "list":
-        schema = {"type": "array", "items": {"type": "string"}}
-    else:  # json: anything
-        schema = {}
-    if f.max_length is not None:
-        if t in ("tags", "list"):
-            schema["maxItems"] = f.max_length
-        if t in ("text", "markdown", "image", "reference"):
-            schema["maxLength"] = f.max_length
-    if f.required:  # null, "" and [] count as missing
-        if "string" in _types(schema):
-            schema["minLength"] = 1
-        if "array" in _types(schema):
-            schema["minItems"] = 1
-    else:
-        schema = _nullable(schema)
-    if f.label and f.label != f.name:
-        schema["title"] = f.label
-    notes = [f.help] if f.help else []
-    if f.unique:
-        notes.append("unique within the type")
-    if f.required:
-        notes.append("required")
-    if f.type == "reference" and f.to:
-        notes.append(f"refers to {f.to}")
-    if notes:
-        schema["description"] = "; ".join(notes)
-    if f.default is not None and isinstance(f.default, str | int | float | bool):
-        schema["default"] = f.default
-    return schema
+def field_schema(f: Field, *, for_input: bool = False) -> dict[str, Any]:
+    """The JSON Schema of one field's value: its field type's, as that type's `check` accepts it."""
+    return FIELD_TYPE_CLASSES[f.type].json_schema(f, for_input=for_input)
 
 
 def _types(schema: dict[str, Any]) -> list[str]:
@@ -749,7 +688,10 @@ def _data_schema(ctype: ContentType | None, *, for_input: bool) -> dict[str, Any
     # Input: a custom type's data takes its declared fields (any name); responses show the
     # frontmatter keys that are not base fields, typed by the schema, plus whatever a person wrote.
     shown = [f for f in fields if (for_input and not open_keys) or f.name not in BASE_KEYS]
-    schema: dict[str, Any] = {"type": "object", "properties": {f.name: field_schema(f) for f in shown}}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {f.name: field_schema(f, for_input=for_input) for f in shown},
+    }
     if for_input and not open_keys:
         schema["additionalProperties"] = False
         schema["description"] = "Values of the type's fields; null removes one"
@@ -818,40 +760,15 @@ def _input_schema(ctype: ContentType | None) -> dict[str, Any]:
     }
 
 
-_DATE_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 _STRING_OR_NULL = {"type": ["string", "null"]}
 
 
 def _document_schemas(ctype: ContentType | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(full document, field selection) response schemas, as DocumentSerializer.as_dict makes them."""
-    props: dict[str, Any] = {
-        "id": {"type": "string", "description": "Permanent id (ULID)"},
-        "hash": {"type": "string", "pattern": "^[0-9a-f]{12}$", "description": "12-hex short hash of the id"},
-        "type": {"const": ctype.name} if ctype else {"type": "string"},
-        "slug": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"enum": [s.value for s in Status]},
-        "excerpt": {"type": "string"},
-        "content": {"type": "string", "description": "Markdown body"},
-        "category": _STRING_OR_NULL,
-        "categories": _STRINGS,
-        "tags": _STRINGS,
-        "author": _STRING_OR_NULL,
-        "authors": _STRINGS,
-        "featured_image": _STRING_OR_NULL,
-        "seo_title": _STRING_OR_NULL,
-        "seo_description": _STRING_OR_NULL,
-        "published_at": _DATE_OR_NULL,
-        "created_at": _DATE_OR_NULL,
-        "updated_at": _DATE_OR_NULL,
-        "expires_at": _DATE_OR_NULL,
-        "url": {"type": "string", "description": "URL on the built site"},
-        "lang": {"type": "string"},
-        "aliases": _STRINGS,
-        "reading_time": {"type": "integer", "minimum": 1},
-        "words": {"type": "integer", "minimum": 0},
-        "data": _data_schema(ctype, for_input=False),
-    }
+    props: dict[str, Any] = {f.name: dict(f.schema) for f in DOC_FIELDS if f.in_api}
+    if ctype is not None:
+        props["type"] = {"const": ctype.name}
+    props["data"] = _data_schema(ctype, for_input=False)
     required = list(props)
     extra = {
         "html": {"type": "string", "description": "Rendered HTML (render=html or fields=html)"},
@@ -867,334 +784,6 @@ def _document_schemas(ctype: ContentType | None) -> tuple[dict[str, Any], dict[s
 
 
 # -- taxonomies, authors, types, keys, system -----------------------------------------------
-
-
-def _term_op(ctx: _Ctx, fixed: str | None, one: bool, method: str) -> dict[str, Any]:
-    site = ctx.site
-    params: list[dict[str, Any]] = []
-    taxonomy_404 = () if fixed else (404,)
-    if fixed is None:
-        names = [*site.taxonomy_names, "category", "tag"]
-        params.append(_param("taxonomy", "path", {"enum": names}, "Taxonomy name (category and tag are aliases)"))
-    example = next(iter(sorted(ctx.index.terms.get(fixed or "categories", {}))), None)
-    if one:
-        params.append(_path_param("slug", "Term slug", example))
-    singular = {"categories": "Category", "tags": "Tag"}.get(fixed or "", "Term")
-    plural = {"categories": "Categories", "tags": "Tags"}.get(fixed or "", "Terms")
-    term = _envelope(_ref("Term"))
-    if not one and method == "GET":
-        params += [
-            _param("nested", "query", _BOOL, "Children as objects inside their parents; roots only at the top"),
-            _param("order_by", "query", {"enum": ["name", "slug", "count"]}, "Order (default name)"),
-            _param("hide_empty", "query", _BOOL, "Leave out terms without published documents"),
-        ]
-        data = {"type": "array", "items": _ref("Term")}
-        return _op(
-            f"list{plural}",
-            "taxonomies",
-            f"List {fixed or 'the terms of a taxonomy'}",
-            scope="read",
-            site=site,
-            params=params,
-            ok={"200": _json(_envelope(data, "Count"), "Every term, with live document counts")},
-            errors=(400, *AUTH, *taxonomy_404),
-        )
-    if not one and method == "POST":
-        return _op(
-            f"create{singular}",
-            "taxonomies",
-            f"Create a {singular.lower()}",
-            scope="write",
-            site=site,
-            params=params,
-            body={"schema": {"allOf": [_ref("TermInput"), {"required": ["name"]}]}, "example": {"name": "Filter"}},
-            ok={"201": _json(term, "The new term", LOCATION)},
-            errors=(400, *AUTH, 409, 413, 415, 422, *taxonomy_404),
-        )
-    if method == "GET":
-        return _op(
-            f"get{singular}",
-            "taxonomies",
-            f"Get a {singular.lower()}",
-            scope="read",
-            site=site,
-            params=params,
-            ok={"200": _json(term, "The term")},
-            errors=(400, *AUTH, 404),
-        )
-    if method in ("PUT", "PATCH"):
-        return _op(
-            f"{'replace' if method == 'PUT' else 'update'}{singular}",
-            "taxonomies",
-            f"Update a {singular.lower()} (PUT and PATCH both merge)",
-            scope="write",
-            site=site,
-            params=params,
-            body={"schema": _ref("TermInput")},
-            ok={"200": _json(term, "The updated term")},
-            errors=(400, *AUTH, 404, 413, 415, 422),
-            description="Writes the term's file (created when the term was only named by documents).",
-        )
-    return _op(
-        f"delete{singular}",
-        "taxonomies",
-        f"Delete a {singular.lower()}'s file",
-        scope="delete",
-        site=site,
-        params=params,
-        ok={"204": {"description": "Deleted"}},
-        errors=(*AUTH, 404, 409),
-        description="409 while child terms name it as parent; documents keep naming it.",
-    )
-
-
-def _authors(ctx: _Ctx, *, users: bool, one: bool) -> dict[str, Any]:
-    base = "Users" if users else "Authors"
-    if one:
-        example = next(iter(sorted(ctx.index.terms.get("authors", {}))), None)
-        return _op(
-            f"get{base[:-1]}",
-            "authors",
-            "Get an author" + (" (same as /authors)" if users else ""),
-            scope="read",
-            site=ctx.site,
-            params=[_path_param("slug", "Author slug", example)],
-            ok={"200": _json(_envelope(_ref("Author")), "The author")},
-            errors=(400, *AUTH, 404),
-        )
-    return _op(
-        f"list{base}",
-        "authors",
-        "List authors" + (" (same as /authors)" if users else ""),
-        scope="read",
-        site=ctx.site,
-        ok={"200": _json(_envelope({"type": "array", "items": _ref("Author")}, "Count"), "Every author")},
-        errors=(400, *AUTH),
-    )
-
-
-def _type_name_param(ctx: _Ctx) -> dict[str, Any]:
-    custom = [t for t in sorted(ctx.index.types) if t not in ("posts", "pages")]
-    return _path_param("name", "Content type name", custom[0] if custom else "posts", TYPE_NAME)
-
-
-def _types_op(kind: str) -> Callable[[_Ctx], dict[str, Any]]:
-    def build(ctx: _Ctx) -> dict[str, Any]:
-        info = _envelope(_ref("ContentType"))
-        site = ctx.site
-        if kind == "list":
-            data = {"type": "array", "items": _ref("ContentType")}
-            return _op(
-                "listContentTypes",
-                "content-types",
-                "List content types",
-                scope="read",
-                site=site,
-                ok={"200": _json(_envelope(data, "Count"), "Every type")},
-                errors=(400, *AUTH),
-            )
-        if kind == "create":
-            example = {"name": "events", "fields": [{"name": "starts", "type": "datetime", "required": True}]}
-            return _op(
-                "createContentType",
-                "content-types",
-                "Create a content type (writes content/<name>/_type.yaml)",
-                scope="admin",
-                site=site,
-                body={"schema": {"allOf": [_ref("ContentTypeInput"), {"required": ["name"]}]}, "example": example},
-                ok={"201": _json(info, "The new type", LOCATION)},
-                errors=(400, *AUTH, 409, 413, 415, 422),
-            )
-        if kind == "get":
-            return _op(
-                "getContentType",
-                "content-types",
-                "Get a content type",
-                scope="read",
-                site=site,
-                params=[_type_name_param(ctx)],
-                ok={"200": _json(info, "The type")},
-                errors=(400, *AUTH, 404),
-            )
-        if kind == "update":
-            return _op(
-                "updateContentType",
-                "content-types",
-                "Update a content type (merge; `fields` replaces the list)",
-                scope="admin",
-                site=site,
-                params=[_type_name_param(ctx)],
-                body={"schema": _ref("ContentTypeInput")},
-                ok={"200": _json(info, "The updated type")},
-                errors=(400, *AUTH, 404, 413, 415, 422),
-                description="For posts and pages, `fields` lists only the fields added to the built-in ones.",
-            )
-        return _op(
-            "deleteContentType",
-            "content-types",
-            "Delete a content type's schema",
-            scope="admin",
-            site=site,
-            params=[_type_name_param(ctx), _param("force", "query", _BOOL, "Delete its documents too")],
-            ok={"204": {"description": "Deleted"}},
-            errors=(400, *AUTH, 404, 409),
-            description="409 for built-in types, and for types with documents unless force=true.",
-        )
-
-    return build
-
-
-def _audit(ctx: _Ctx) -> dict[str, Any]:
-    params = [
-        _param("page", "query", {"type": "integer", "minimum": 1, "maximum": 1_000_000}, "Page number"),
-        _param("per_page", "query", {"type": "integer", "minimum": 1, "maximum": 500}, "Page size (default 50)"),
-        _param("action", "query", _TEXT, "Action prefix, e.g. `posts` or `posts.create`"),
-        _param("key_id", "query", _TEXT, "Only writes by this key"),
-    ]
-    data = {"type": "array", "items": _ref("AuditEntry")}
-    return _op(
-        "listAudit",
-        "audit",
-        "Read the audit log, newest first",
-        scope="admin",
-        site=ctx.site,
-        params=params,
-        ok={"200": _json(_envelope(data, "Pagination"), "One page of entries")},
-        errors=(400, *AUTH),
-    )
-
-
-def _webhooks_op(kind: str) -> Callable[[_Ctx], dict[str, Any]]:
-    def build(ctx: _Ctx) -> dict[str, Any]:
-        site = ctx.site
-        hook_id = [_path_param("id", "Webhook id (wh_... or cfg_... for cms.toml ones)")]
-        hook = _envelope(_ref("Webhook"))
-        accepted = "Accepted: queued in the outbox"
-        if kind == "list":
-            data = {"type": "array", "items": _ref("Webhook")}
-            return _op(
-                "listWebhooks",
-                "webhooks",
-                "List webhook subscriptions",
-                scope="admin",
-                site=site,
-                ok={"200": _json(_envelope(data, "Count"), "Every subscription")},
-                errors=(400, *AUTH),
-            )
-        if kind == "create":
-            example = {"name": "deploy", "url": "https://hooks.example.org/cms", "events": ["post.published"]}
-            return _op(
-                "createWebhook",
-                "webhooks",
-                "Subscribe a URL to events",
-                scope="admin",
-                site=site,
-                body={"schema": {"allOf": [_ref("WebhookInput"), {"required": ["name", "url"]}]}, "example": example},
-                ok={"201": _json(_envelope(_ref("Webhook")), "The subscription (and its secret, once)", LOCATION)},
-                errors=(400, *AUTH, 413, 415, 422),
-                description="The URL must resolve to public addresses on port 80 or 443 (SSRF guard).",
-            )
-        if kind == "get":
-            ok = {"200": _json(hook, "The subscription")}
-            return _op(
-                "getWebhook",
-                "webhooks",
-                "Get a webhook",
-                scope="admin",
-                site=site,
-                params=hook_id,
-                ok=ok,
-                errors=(*AUTH, 404),
-            )
-        if kind == "update":
-            return _op(
-                "updateWebhook",
-                "webhooks",
-                "Update a webhook (merge)",
-                scope="admin",
-                site=site,
-                params=hook_id,
-                body={"schema": _ref("WebhookInput")},
-                ok={"200": _json(hook, "The subscription")},
-                errors=(400, *AUTH, 404, 409, 413, 415, 422),
-                description="409 for webhooks declared in cms.toml. Enabling clears the failure state.",
-            )
-        if kind == "delete":
-            return _op(
-                "deleteWebhook",
-                "webhooks",
-                "Delete a webhook (pending deliveries are cancelled)",
-                scope="admin",
-                site=site,
-                params=hook_id,
-                ok={"204": {"description": "Deleted"}},
-                errors=(*AUTH, 404, 409),
-            )
-        if kind == "test":
-            data = _obj({"event_id": _TEXT, "delivery_id": {"type": ["integer", "null"]}})
-            return _op(
-                "testWebhook",
-                "webhooks",
-                "Queue a webhook.test event for this subscription",
-                scope="admin",
-                site=site,
-                params=hook_id,
-                ok={"202": _json(_envelope(data), accepted)},
-                errors=(*AUTH, 404),
-            )
-        if kind == "deliveries":
-            params = [
-                *hook_id,
-                _param("page", "query", {"type": "integer", "minimum": 1, "maximum": 1_000_000}, "Page number"),
-                _param("per_page", "query", {"type": "integer", "minimum": 1, "maximum": 200}, "Page size (50)"),
-            ]
-            data = {"type": "array", "items": _ref("Delivery")}
-            return _op(
-                "listWebhookDeliveries",
-                "webhooks",
-                "A webhook's deliveries with their attempts, newest first",
-                scope="admin",
-                site=site,
-                params=params,
-                ok={"200": _json(_envelope(data, "Pagination"), "One page of deliveries")},
-                errors=(400, *AUTH, 404),
-            )
-        if kind == "redeliver":
-            delivery = _param(
-                "delivery", "path", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}, "Delivery id"
-            )
-            data = _obj({"delivery_id": {"type": "integer"}, "status": {"const": "pending"}})
-            return _op(
-                "redeliverWebhook",
-                "webhooks",
-                "Send a delivery again now",
-                scope="admin",
-                site=site,
-                params=[*hook_id, delivery],
-                ok={"202": _json(_envelope(data), accepted)},
-                errors=(*AUTH, 404),
-            )
-        data = _obj({"event_id": _TEXT, "event": _TEXT})
-        body = {
-            "schema": _obj(
-                {"event": {"enum": list(KNOWN_EVENTS)}, "payload": {"type": "object", "description": "Sent as is"}},
-                ["event"],
-                closed=False,
-            ),
-            "example": {"event": "build.completed", "payload": {"ok": True}},
-        }
-        return _op(
-            "triggerWebhookEvent",
-            "webhooks",
-            "Publish an event to every subscriber",
-            scope="admin",
-            site=site,
-            body=body,
-            ok={"202": _json(_envelope(data), accepted)},
-            errors=(400, *AUTH, 413, 415, 422),
-        )
-
-    return build
 
 
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/avif")
@@ -1307,20 +896,6 @@ def _media_op(kind: str) -> Callable[[_Ctx], dict[str, Any]]:
     return build
 
 
-def _system(op_id: str, summary: str, schema: str) -> Callable[[_Ctx], dict[str, Any]]:
-    def build(ctx: _Ctx) -> dict[str, Any]:
-        return _op(
-            op_id,
-            "system",
-            summary,
-            scope=None,
-            ok={"200": _json(_envelope(_ref(schema)), summary)},
-            errors=(400,),
-        )
-
-    return build
-
-
 def _meta(kind: str) -> Callable[[_Ctx], dict[str, Any]]:
     def build(ctx: _Ctx) -> dict[str, Any]:
         if kind == "openapi":
@@ -1334,29 +909,7 @@ def _meta(kind: str) -> Callable[[_Ctx], dict[str, Any]]:
 
 
 _STATIC: dict[tuple[str, str], Callable[[_Ctx], dict[str, Any]]] = {
-    ("/api/v1/health", "GET"): _system("getHealth", "Health of the index", "Health"),
-    ("/api/v1/settings", "GET"): _system("getSettings", "Public site settings", "Settings"),
     ("/api/v1/content", "GET"): lambda ctx: _list_all(ctx),
-    ("/api/v1/authors", "GET"): lambda ctx: _authors(ctx, users=False, one=False),
-    ("/api/v1/authors/{slug}", "GET"): lambda ctx: _authors(ctx, users=False, one=True),
-    ("/api/v1/users", "GET"): lambda ctx: _authors(ctx, users=True, one=False),
-    ("/api/v1/users/{slug}", "GET"): lambda ctx: _authors(ctx, users=True, one=True),
-    ("/api/v1/content-types", "GET"): _types_op("list"),
-    ("/api/v1/content-types", "POST"): _types_op("create"),
-    ("/api/v1/content-types/{name}", "GET"): _types_op("get"),
-    ("/api/v1/content-types/{name}", "PATCH"): _types_op("update"),
-    ("/api/v1/content-types/{name}", "DELETE"): _types_op("delete"),
-    ("/api/v1/audit", "GET"): _audit,
-    ("/api/v1/webhooks", "GET"): _webhooks_op("list"),
-    ("/api/v1/webhook/list", "GET"): _webhooks_op("list"),
-    ("/api/v1/webhooks", "POST"): _webhooks_op("create"),
-    ("/api/v1/webhooks/{id}", "GET"): _webhooks_op("get"),
-    ("/api/v1/webhooks/{id}", "PATCH"): _webhooks_op("update"),
-    ("/api/v1/webhooks/{id}", "DELETE"): _webhooks_op("delete"),
-    ("/api/v1/webhooks/{id}/test", "POST"): _webhooks_op("test"),
-    ("/api/v1/webhooks/{id}/deliveries", "GET"): _webhooks_op("deliveries"),
-    ("/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver", "POST"): _webhooks_op("redeliver"),
-    ("/api/v1/webhook/trigger", "POST"): _webhooks_op("trigger"),
     ("/api/v1/media", "GET"): _media_op("list"),
     ("/api/v1/media", "POST"): _media_op("upload"),
     ("/api/v1/media/{id}", "GET"): _media_op("get"),
@@ -1396,39 +949,9 @@ def _obj(props: dict[str, Any], required: list[str] | None = None, *, closed: bo
 
 
 _INT = {"type": "integer"}
-_ANY: dict[str, Any] = {}
 
 
 def _static_schemas(site: Site) -> dict[str, Any]:
-    field_types = sorted(FIELD_TYPES)
-    field_def = {
-        "name": {"type": "string", "pattern": FIELD_NAME},
-        "type": {"enum": field_types},
-        "label": _TEXT,
-        "required": {"const": True},
-        "unique": {"const": True},
-        "default": _ANY,
-        "min": {"type": "number"},
-        "max": {"type": "number"},
-        "max_length": {"type": "integer", "minimum": 0},
-        "to": _ANY,
-        "options": {"type": "array"},
-        "help": _TEXT,
-    }
-    term = {
-        "slug": _TEXT,
-        "name": _TEXT,
-        "description": _TEXT,
-        "taxonomy": _TEXT,
-        "parent": _STRING_OR_NULL,
-        "post_count": {"type": "integer", "minimum": 0},
-        "url": _TEXT,
-        "children": {
-            "type": "array",
-            "items": {"anyOf": [_TEXT, _ref("Term")]},
-            "description": "Child slugs; with nested=true the child terms themselves",
-        },
-    }
     return {
         "Error": _obj(
             {
@@ -1452,190 +975,6 @@ def _static_schemas(site: Site) -> dict[str, Any]:
             }
         ),
         "Count": _obj({"total": {"type": "integer", "minimum": 0}}),
-        "Health": _obj(
-            {
-                "status": {"const": "ok"},
-                "version": _TEXT,
-                "documents": _INT,
-                "problems": {"type": "integer", "description": "Content files that could not be loaded cleanly"},
-                "search_ready": _BOOL,
-                "generation": {"type": "integer", "description": "Changes with every change of the index"},
-            }
-        ),
-        "Settings": _obj(
-            {
-                "title": _TEXT,
-                "description": _TEXT,
-                "base_url": _TEXT,
-                "language": _TEXT,
-                "timezone": _TEXT,
-                "per_page": _INT,
-                "max_per_page": _INT,
-                "taxonomies": _STRINGS,
-                "content_types": _STRINGS,
-            }
-        ),
-        "Term": _obj(term, [k for k in term if k != "children"]),
-        "TermInput": _obj(
-            {
-                "name": {"type": ["string", "null"], "description": "Display name (required on create)"},
-                "slug": {"type": ["string", "null"], "description": "On create; from the name when absent"},
-                "description": _STRING_OR_NULL,
-                "parent": {"type": ["string", "null"], "description": "Slug of an existing term (no cycles)"},
-            },
-            [],
-            closed=False,
-        )
-        | {"description": "Also accepted and ignored: id, post_count, count, children, url. Other keys: 422."},
-        "Author": _obj(
-            {
-                "slug": _TEXT,
-                "name": _TEXT,
-                "role": _ANY,
-                "website": _ANY,
-                "avatar": _ANY,
-                "bio": _TEXT,
-                "post_count": {"type": "integer", "minimum": 0},
-                "url": _TEXT,
-                "email": {**_ANY, "description": "Only for admin keys"},
-            },
-            ["slug", "name", "role", "website", "avatar", "bio", "post_count", "url"],
-        ),
-        "FieldDefinition": _obj(field_def, ["name", "type", "label"]),
-        "FieldInput": _obj(
-            {
-                "name": {"type": "string", "pattern": FIELD_NAME},
-                "type": {"enum": sorted({*field_types, *FIELD_TYPE_ALIASES})},
-                "label": _TEXT,
-                "required": _BOOL,
-                "default": _ANY,
-                "unique": _BOOL,
-                "min": {"type": ["number", "null"]},
-                "max": {"type": ["number", "null"]},
-                "max_length": {"type": ["integer", "null"], "minimum": 0},
-                "maxLength": {"type": ["integer", "null"], "minimum": 0},
-                "options": {"type": ["array", "null"]},
-                "to": {"type": ["string", "null"], "description": "reference: the type or taxonomy referred to"},
-                "help": _TEXT,
-            },
-            ["name"],
-        ),
-        "ContentType": _obj(
-            {
-                "name": {"type": "string", "pattern": TYPE_NAME},
-                "label": _TEXT,
-                "description": _TEXT,
-                "title_field": _TEXT,
-                "slug_field": _TEXT,
-                "pages": _BOOL,
-                "template": _STRING_OR_NULL,
-                "builtin": _BOOL,
-                "fields": {"type": "array", "items": _ref("FieldDefinition")},
-                "documents": {"type": "integer", "minimum": 0},
-                "endpoint": _TEXT,
-            }
-        ),
-        "ContentTypeInput": _obj(
-            {
-                "name": {"type": "string", "pattern": TYPE_NAME, "description": "On create (ignored on update)"},
-                "label": _STRING_OR_NULL,
-                "description": _STRING_OR_NULL,
-                "fields": {
-                    "type": ["array", "object", "null"],
-                    "items": _ref("FieldInput"),
-                    "propertyNames": {"pattern": FIELD_NAME},
-                    "additionalProperties": {"type": ["object", "null"], "description": "A field without its name"},
-                    "description": "The fields: a list, or a {name: {type: ...}} map as in _type.yaml",
-                },
-                "title_field": _STRING_OR_NULL,
-                "slug_field": _STRING_OR_NULL,
-                "titleField": _STRING_OR_NULL,
-                "slugField": _STRING_OR_NULL,
-                "pages": {"type": "boolean", "description": "Whether the build gives each document a page"},
-                "template": _STRING_OR_NULL,
-                "icon": _ANY,
-                "builtin": {**_ANY, "description": "Ignored"},
-            },
-            [],
-        ),
-        "AuditEntry": _obj(
-            {
-                "time": {"type": "string", "format": "date-time"},
-                "action": {"type": "string", "description": "e.g. posts.create, api-keys.rotate"},
-                "target": {"type": "string", "description": "The request path"},
-                "result": {"type": "integer", "description": "HTTP status of the answer"},
-                "key_id": _STRING_OR_NULL,
-                "key_name": _STRING_OR_NULL,
-                "client": _STRING_OR_NULL,
-                "method": _TEXT,
-            },
-            closed=False,
-        ),
-    }
-
-
-def _webhook_schemas() -> dict[str, Any]:
-    patterns = [
-        {"enum": ["*", *KNOWN_EVENTS, *EVENT_ALIASES]},
-        {"type": "string", "pattern": "\\.\\*$"},
-        {"type": "string", "pattern": "^\\*\\."},
-    ]
-    types = {"type": ["array", "null"], "items": _TEXT, "description": "Only document events of these types"}
-    return {
-        "Webhook": _obj(
-            {
-                "id": _TEXT,
-                "name": _TEXT,
-                "url": _TEXT,
-                "events": _STRINGS,
-                "content_types": {"type": ["array", "null"], "items": _TEXT},
-                "enabled": _BOOL,
-                "source": {"type": "string", "description": "api, cli or config"},
-                "created_at": {"type": "string", "format": "date-time"},
-                "failing_since": _STRING_OR_NULL,
-                "disabled_reason": _STRING_OR_NULL,
-                "secret_hint": {"type": "string", "description": "The secret's first characters"},
-                "secret": {"type": "string", "description": "The generated signing secret: shown only at creation"},
-                "notice": _TEXT,
-            },
-            ["id", "name", "url", "events", "content_types", "enabled", "source", "created_at", "secret_hint"],
-        ),
-        "WebhookInput": _obj(
-            {
-                "name": {"type": "string", "minLength": 1},
-                "url": {"type": "string", "format": "uri", "maxLength": 2048, "description": "http(s), public host"},
-                "events": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {"anyOf": patterns},
-                    "description": "Event names, `*`, `post.*` or `*.published` (default [*])",
-                },
-                "content_types": types,
-                "contentTypes": {**types, "description": "Same as content_types"},
-                "secret": {
-                    "type": "string",
-                    "minLength": 16,
-                    "description": "Signing secret (whsec_ + base64, or 16+ characters); generated when absent",
-                },
-                "enabled": _BOOL,
-            },
-            [],
-        ),
-        "Delivery": _obj(
-            {
-                "id": _INT,
-                "event_id": _TEXT,
-                "event": _TEXT,
-                "status": {"type": "string", "description": "pending, sending, delivered, failed or cancelled"},
-                "attempts": _INT,
-                "last_status": {"type": ["integer", "null"]},
-                "created_at": _STRING_OR_NULL,
-                "next_attempt_at": _STRING_OR_NULL,
-                "finished_at": _STRING_OR_NULL,
-                "log": {"type": "array", "items": {"type": "object"}, "description": "One entry per attempt"},
-            },
-            closed=False,
-        ),
     }
 
 

@@ -142,3 +142,74 @@ def test_only_admin_changes_types(writer: TestClient, deleter: TestClient) -> No
     assert_error(writer.post(TYPES, json=RECIPES), 403, "FORBIDDEN")
     assert_error(writer.patch(f"{TYPES}/products", json={"label": "x"}), 403, "FORBIDDEN")
     assert_error(deleter.delete(f"{TYPES}/products", params={"force": "true"}), 403, "FORBIDDEN")
+
+
+# -- the published shapes --------------------------------------------------------------------
+
+
+def test_field_type_names_are_accepted_in_any_case(admin: TestClient) -> None:
+    fields = [{"name": "body", "type": "RichText"}, {"name": "n", "type": "INT"}, {"name": "s", "type": "richText"}]
+    made = {f["name"]: f["type"] for f in data(admin.post(TYPES, json={"name": "notes", "fields": fields}))["fields"]}
+    assert made == {"body": "markdown", "n": "integer", "s": "markdown"}
+    error = assert_error(admin.post(TYPES, json={"name": "bad", "fields": {"x": {"type": 3}}}), 422, "VALIDATION_ERROR")
+    assert error["details"] == {"fields": ["map.x.type must be a string"]}
+
+
+def test_a_fields_map_is_written_as_a_map(admin: TestClient, site: Site) -> None:
+    body = {"name": "events", "fields": {"starts": {"type": "datetime", "required": True}, "notes": None}}
+    made = data(admin.post(TYPES, json=body))
+    assert [(f["name"], f["type"]) for f in made["fields"]] == [("starts", "datetime"), ("notes", "text")]
+    assert "  starts:\n" in (site.content_dir / "events/_type.yaml").read_text()
+
+
+def _schemas_of(spec: dict[str, Any], *tags: str) -> dict[str, Any]:
+    """The component schemas the operations of these tags use, with the ones they refer to."""
+    names: set[str] = set()
+    todo = [op for item in spec["paths"].values() for op in item.values() if set(op.get("tags", ())) & set(tags)]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] not in names:
+                names.add(ref.rsplit("/", 1)[1])
+                todo.append(spec["components"]["schemas"][ref.rsplit("/", 1)[1]])
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    return {name: spec["components"]["schemas"][name] for name in names}
+
+
+def _problems(node: Any, where: str) -> list[str]:
+    """What a client generator refuses: an array without items, a type union, enum values equal but for case."""
+    out: list[str] = []
+    if isinstance(node, dict):
+        kinds = node.get("type")
+        kinds = kinds if isinstance(kinds, list) else [kinds] if kinds else []
+        if "array" in kinds and "items" not in node and "prefixItems" not in node:
+            out.append(f"{where}: an array without items")
+        if len([k for k in kinds if k != "null"]) > 1:
+            out.append(f"{where}: type {kinds} (a union must be anyOf/oneOf of complete schemas)")
+        folded = [str(v).casefold() for v in node.get("enum", ())]
+        if len(folded) != len(set(folded)):
+            out.append(f"{where}: enum values that differ only in case")
+        for key, value in node.items():
+            out += _problems(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            out += _problems(value, f"{where}[{i}]")
+    return out
+
+
+def test_type_and_term_schemas_are_plain_json_schema_a_client_generator_takes(reader: TestClient) -> None:
+    spec = reader.get("/api/v1/openapi.json").json()
+    schemas = _schemas_of(spec, "content-types", "taxonomies", "authors")
+    assert {"ContentType", "FieldDefinition", "FieldInput", "Term", "TermInput", "Author"} <= set(schemas)
+    assert [p for name, schema in sorted(schemas.items()) for p in _problems(schema, name)] == []
+
+
+def test_field_type_names_are_published_once_whatever_their_case(reader: TestClient) -> None:
+    from cms.content.model import FIELD_TYPE_ALIASES, FIELD_TYPES
+
+    spec = reader.get("/api/v1/openapi.json").json()
+    names = spec["components"]["schemas"]["FieldInput"]["properties"]["type"]["enum"]
+    assert sorted(names) == sorted({n.casefold() for n in (*FIELD_TYPES, *FIELD_TYPE_ALIASES)})
