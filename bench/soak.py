@@ -11,7 +11,8 @@ writers (creates and title patches) at `--writes`/s, hand edits of post files at
 At the end (load stopped, the outbox drained) it checks, and exits 1 if any fails:
 - 0 answers >= 500, and every `cms build` exited 0;
 - 0 lost writes: every acknowledged API write is on disk and answered by the API with its last title,
-  every hand edit is answered with the title written;
+  every acknowledged delete is gone from both, every hand edit is answered with the title written
+  (the writer deletes its oldest post past 100, so the site keeps its size and memory growth means a leak);
 - server RSS (with its children) grew < 10% from the end of the first minute to the end;
 - open file descriptors flat (at most 8 more than at the end of the first minute);
 - every webhook event delivered (a 2xx seen by the receiver) or failed with its reason in the log.
@@ -48,6 +49,7 @@ HANG_S = 3.0  # longer than the delivery timeout: the sender gives up, the attem
 RSS_GROWTH_MAX = 0.10
 FD_GROWTH_MAX = 8
 SETTLE_S = 120.0  # after the load: index caught up, outbox drained
+OWN_POSTS = 100  # the writer's posts kept at once; past it, each new one replaces the oldest
 READERS = 4  # threads sharing the read rate (one blocking client would cap it at its latency)
 
 
@@ -61,6 +63,7 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     written: dict[str, str] = field(default_factory=dict)  # id -> last acknowledged title (API writes)
     edited: dict[Path, str] = field(default_factory=dict)  # file -> last title written by hand
+    deleted: set[str] = field(default_factory=set)  # ids deleted for good (acknowledged 204)
     builds: list[int] = field(default_factory=list)  # exit codes
     samples: list[tuple[float, int, int]] = field(default_factory=list)  # (seconds in, rss bytes, open fds)
     server_errors: list[str] = field(default_factory=list)
@@ -133,10 +136,20 @@ def reader(base: str, token: str, rate: float, deadline: float, stop: threading.
 
 
 def writer(base: str, token: str, rate: float, deadline: float, stop: threading.Event, tally: Tally) -> None:
+    """Creates, title patches and permanent deletes of its own posts, so the site keeps its size:
+    memory that grows then is a leak, not more content."""
     rng = random.Random(2)
     mine: list[str] = []
     with httpx.Client(base_url=base, headers={"X-API-Key": token}, timeout=30) as client:
         for tick in paced(rate, deadline, stop):
+            if len(mine) > OWN_POSTS:
+                doc_id = mine.pop(0)
+                response = _request(client, tally, "DELETE", f"/api/v1/posts/{doc_id}", params={"permanent": "true"})
+                if response is not None and response.status_code == 204:
+                    with tally.lock:
+                        tally.written.pop(doc_id, None)
+                        tally.deleted.add(doc_id)
+                continue
             if mine and rng.random() < 0.3:
                 doc_id = rng.choice(mine)
                 title = f"Soak patched {tick}"
@@ -239,7 +252,12 @@ def check_writes(base: str, token: str, site: Path, tally: Tally) -> tuple[int, 
                     problems.append(f"{doc_id}: the API answers {answer.status_code} without {title!r}")
                     break
                 time.sleep(0.1)
-    return len(expected), problems
+        for doc_id in tally.deleted:
+            if doc_id in on_disk:
+                problems.append(f"{doc_id}: deleted (204) but still on disk")
+            elif client.get(f"/api/v1/posts/{doc_id}").status_code != 404:
+                problems.append(f"{doc_id}: deleted (204) but the API still answers it")
+    return len(expected) + len(tally.deleted), problems
 
 
 def check_deliveries(site: Path, receiver: Receiver) -> tuple[Counter[str], list[str]]:
@@ -338,7 +356,10 @@ def report(
         f"{latencies[int(len(latencies) * 0.99) - 1] * 1000:.1f} ms"
     )
     print(f"builds: {len(tally.builds)}, exit codes {Counter(tally.builds)}")
-    print(f"writes checked: {checked} ({len(tally.written)} API, {len(tally.edited)} files edited by hand)")
+    print(
+        f"writes checked: {checked} ({len(tally.written)} API-written posts, {len(tally.deleted)} deleted, "
+        f"{len(tally.edited)} files edited by hand)"
+    )
     print(f"deliveries: {dict(deliveries)}")
     after_first = [s for s in tally.samples if s[0] >= 60] or tally.samples
     rss_growth = fd_growth = 0.0
