@@ -15,6 +15,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from cms import errors
 
@@ -91,7 +92,22 @@ async def http_error(request: Request, exc: Exception) -> Response:
     message = {404: "no such endpoint", 405: f"method {request.method} is not allowed here"}.get(
         exc.status_code, str(exc.detail)
     )
-    return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return error_response(exc.status_code, code, message, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on this path (RFC 9110: Allow lists them all).
+
+    Starlette's own 405 names only the methods of the first route whose path matched, and a path
+    often has one route per method."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(request.scope["path"]):
+            methods |= route.methods
+    return sorted(methods)
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:

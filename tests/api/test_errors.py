@@ -290,3 +290,18 @@ def test_errors_carry_security_headers(anon: TestClient) -> None:
     response = anon.get("/api/v1/posts")
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Content-Type"].startswith(JSON)
+
+
+def test_a_405_allows_every_method_the_path_has(anon: TestClient) -> None:
+    # RFC 9110: Allow lists every method the resource supports; Starlette named only the first route's.
+    spec = anon.get("/api/v1/openapi.json").json()
+    for path, item in spec["paths"].items():
+        if "{" in path:
+            continue  # concrete paths only: a template is not a request
+        documented = {m.upper() for m in item}
+        unsupported = next(m for m in ("PUT", "PATCH", "DELETE", "POST", "GET") if m not in documented)
+        answer = anon.request(unsupported, path)
+        assert answer.status_code == 405, (unsupported, path)
+        allowed = {m.strip() for m in answer.headers["allow"].split(",")}
+        assert allowed - {"HEAD"} == documented, path
+        assert answer.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
