@@ -258,7 +258,7 @@ def create_app(
         audit=AuditLog(site.state_dir),
         answers=ReadyAnswers(),
         webhooks=Webhooks(site, state, clock=clock),
-        serializer=DocumentSerializer(site),
+        serializer=DocumentSerializer(site, index),
     )
     routes = [
         *system.routes(),

@@ -1,5 +1,6 @@
-"""Documents and terms as the API shows them. The full JSON of a document is cached by its ETag and
-status, so a list answers by joining ready bytes instead of building dicts on every request."""
+"""Documents and terms as the API shows them. The full JSON of a document is cached (one entry per
+document, for its ETag and status), so a list answers by joining ready bytes instead of building
+dicts on every request."""
 
 from __future__ import annotations
 
@@ -17,18 +18,25 @@ from cms.content.query import field_getter
 
 from .encode import dumps
 
-_CACHE_SIZE = 20_000
+_CACHE_SIZE = 20_000  # documents whose JSON is kept, at most (least recently used go first)
+_SWEEP_SLACK = 256  # entries of deleted documents tolerated before a sweep drops them
 # The keys of a document's JSON and how each is read: cms/content/docfields.py (url and lang need the site).
 _API_FIELDS = tuple((f.name, f.getter) for f in DOC_FIELDS if f.in_api)
 
 
 class DocumentSerializer:
-    """Document -> API dict / JSON bytes for one site."""
+    """Document -> API dict / JSON bytes for one site.
 
-    def __init__(self, site: Site) -> None:
+    The cache holds one entry per document id: a new version (ETag) or status replaces the entry
+    rather than adding one. Keyed by (id, etag, status), every edit left its old bytes behind until
+    20,000 entries had piled up (~20 KiB each for a long post: hundreds of MB on a busy site).
+    Given the index, entries of deleted documents are swept once they pass a small slack."""
+
+    def __init__(self, site: Site, index: Index | None = None) -> None:
         self.site = site
+        self.index = index
         self.base = site.site.base_url.rstrip("/")
-        self._cache: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[str, str, bytes]] = OrderedDict()  # id -> (etag, status, JSON)
         self._lock = threading.Lock()
 
     def url(self, doc: Document) -> str:
@@ -43,18 +51,30 @@ class DocumentSerializer:
     def full(self, doc: Document, now: datetime) -> bytes:
         """The cached JSON bytes of the default representation."""
         status = doc.status_at(now).value
-        key = (doc.id, doc.etag, status)
         with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None:
-                self._cache.move_to_end(key)
-                return cached
-        body = dumps(self.as_dict(doc, now))
+            cached = self._cache.get(doc.id)
+            if cached is not None and cached[0] == doc.etag and cached[1] == status:
+                self._cache.move_to_end(doc.id)
+                return cached[2]
+        # A copy: orjson's bytes keep its whole write buffer (8 KiB at least, 22 KiB for a 7.6 KB
+        # post), which a kept entry would hold for as long as it is cached.
+        body = bytes(memoryview(dumps(self.as_dict(doc, now))))
         with self._lock:
-            self._cache[key] = body
+            self._cache[doc.id] = (doc.etag, status, body)
+            self._cache.move_to_end(doc.id)
             if len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
+            if self.index is not None and len(self._cache) > len(self.index.docs) + _SWEEP_SLACK:
+                self._sweep(self.index.docs)
         return body
+
+    def _sweep(self, live: dict[str, Document]) -> None:
+        """Drop the entries of documents no longer in the index (caller holds the lock)."""
+        for doc_id in [d for d in self._cache if d not in live]:
+            del self._cache[doc_id]
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
     def shaped(
         self,

@@ -229,6 +229,8 @@ class Index:
             doc = self.docs.pop(doc_id, None)
             if doc is not None:
                 self._unlink(doc)
+                for taxonomy in self.terms:  # (a deleted document's entries would hold its body)
+                    self._doc_terms.pop((doc_id, taxonomy), None)
                 self._touch(doc.type)
             return doc
 

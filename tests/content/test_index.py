@@ -394,6 +394,16 @@ def test_refresh_deleted(small: tuple[Site, Index]) -> None:
     assert "t" not in index.term_members("tags")
 
 
+def test_a_deleted_document_leaves_nothing_in_the_term_cache(small: tuple[Site, Index]) -> None:
+    site, index = small
+    index.term_members("tags")  # fills the (id, taxonomy) -> term slugs cache with each document
+    assert any(doc_id == ID_B for doc_id, _ in index._doc_terms)
+    (site.content_dir / "posts/middle.md").unlink()
+    index.refresh(["posts/middle.md"])
+    # (it held the deleted document, body and all, until the cache passed 4x the documents)
+    assert not any(doc_id == ID_B for doc_id, _ in index._doc_terms)
+
+
 @pytest.mark.parametrize("new_name", ["aaa-first", "zzz-last"])  # before and after the old name
 def test_refresh_rename_is_one_update_with_the_same_id(small: tuple[Site, Index], new_name: str) -> None:
     site, index = small
