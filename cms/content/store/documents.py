@@ -27,13 +27,12 @@ from cms.content.write import (
     ensure_inside,
     fsync_folder,
     normal_body,
-    read_bytes,
     render_document,
     replace_checked,
     stage,
     update_document,
 )
-from cms.errors import BadRequest, Conflict, Invalid, NotFound
+from cms.errors import BadRequest, Conflict, Invalid
 
 
 class DocumentWrites(WriteSession):
@@ -113,10 +112,7 @@ class DocumentWrites(WriteSession):
         rel = doc.path
         full = self.site.content_dir / rel
         with document_lock(self.lock_dir, rel):
-            current = read_bytes(full)
-            if current is None:
-                raise NotFound(f"{doc.type} {doc.slug!r} no longer exists on disk")
-            self.check_match(current, if_match)
+            current = self.read_current(doc, full, if_match)
             text = decode(current, rel)
             parsed = parse_document(current, rel)
             meta = parsed.meta
@@ -168,9 +164,7 @@ class DocumentWrites(WriteSession):
         old_url = url_path(doc.type, doc.slug, doc.lang, self.site.site.language)
         first, second = sorted((old_rel, new_rel))  # one lock order for every process: no deadlock
         with document_lock(self.lock_dir, first), document_lock(self.lock_dir, second):
-            current = read_bytes(old_full)
-            if current is None:
-                raise NotFound(f"{doc.type} {doc.slug!r} no longer exists on disk")
+            current = self.read_current(doc, old_full)
             meta = parse_document(current, old_rel).meta
             aliases = [a for a in (meta.get("aliases") or []) if isinstance(a, str)]
             changes: dict[str, Any] = {"aliases": [*aliases, old_url] if old_url not in aliases else aliases}
@@ -213,10 +207,7 @@ class DocumentWrites(WriteSession):
         rel = doc.path
         full = self.site.content_dir / rel
         with document_lock(self.lock_dir, rel):
-            current = read_bytes(full)
-            if current is None:
-                raise NotFound(f"{doc.type} {doc.slug!r} no longer exists on disk")
-            self.check_match(current, if_match)
+            current = self.read_current(doc, full, if_match)
             replace_checked(full, None, etag_of(current))
             changes = self.index.refresh([rel])
             self.emit(changes, source)

@@ -77,6 +77,16 @@ class WriteSession:
             self.bus.publish(events)
         return events
 
+    def read_current(self, doc: Document, full: Path, if_match: str | None = None) -> bytes:
+        """The document's file as it is on disk, checked against If-Match; call it under the file's lock.
+
+        NotFound when the file went away since the index last saw it (a hand delete, another writer)."""
+        current = read_bytes(full)
+        if current is None:
+            raise NotFound(f"{doc.type} {doc.slug!r} no longer exists on disk")
+        self.check_match(current, if_match)
+        return current
+
     @staticmethod
     def check_match(current: bytes, if_match: str | None) -> None:
         """PreconditionFailed unless `if_match` (an If-Match header) names the file as it is."""
