@@ -1,7 +1,7 @@
 """The one error family of the CMS.
 
 Each error is raised where the problem is found and carries what its boundary needs;
-`api/errors.py` maps them to HTTP statuses and `cli.py` to exit codes, nowhere else.
+`api/errors.py` maps them to HTTP statuses and `cli/common.py` to exit codes, nowhere else.
 
     CMSError
     ├── ConfigError(key, value)          cms.toml is missing a key or holds a bad value

@@ -15,6 +15,8 @@ from cms.cli import main
 from cms.config import SECTIONS, TaxonomySection
 from cms.content.model import ALIASES, FIELD_TYPE_ALIASES, FIELD_TYPES
 from cms.content.query import BASE_FIELDS, FIELD_ALIASES, OPERATORS, PARAMS
+from cms.events.bus import EVENTS
+from cms.events.subscriptions import EVENT_ALIASES
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 CONFIG_SECTIONS: dict[str, type] = {**SECTIONS, "taxonomies.<name>": TaxonomySection}
@@ -140,6 +142,32 @@ def test_content_format_documents_field_type_alias(alias: str) -> None:
 @pytest.mark.parametrize("key", sorted({k for names in ALIASES.values() for k in names}))
 def test_content_format_documents_frontmatter_spelling(key: str) -> None:
     assert f"`{key}`" in _read("content-format.md"), f"docs/content-format.md does not name frontmatter key {key}"
+
+
+# -- docs/webhooks.md ---------------------------------------------------------------------
+
+
+def _documented_events() -> set[str]:
+    """The event names in the first column of the table under `## Events` of docs/webhooks.md."""
+    names: set[str] = set()
+    for line in _sections(_read("webhooks.md")).get("Events", "").splitlines():
+        cells = line.strip().strip("|").split("|")
+        if line.lstrip().startswith("|") and len(cells) > 1:
+            names.update(re.findall(r"`([a-z]+\.[a-z]+)`", cells[0]))
+    return names
+
+
+def test_webhooks_documents_exactly_the_events() -> None:
+    documented = _documented_events()
+    assert not set(EVENTS) - documented, f"docs/webhooks.md does not list events: {sorted(set(EVENTS) - documented)}"
+    assert not documented - set(EVENTS), f"docs/webhooks.md lists unknown events: {sorted(documented - set(EVENTS))}"
+
+
+@pytest.mark.parametrize("alias", sorted(EVENT_ALIASES))
+def test_webhooks_documents_event_alias(alias: str) -> None:
+    assert f"`{alias}`" in _sections(_read("webhooks.md")).get("Events", ""), (
+        f"docs/webhooks.md does not name the event alias {alias}"
+    )
 
 
 # -- docs/cli.md ---------------------------------------------------------------------------

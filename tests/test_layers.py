@@ -44,6 +44,7 @@ LAYERS = {
     "cms.content.names": 1,
     "cms.content.parse": 1,
     "cms.content.write": 1,
+    "cms.content.frontmatter": 1,
     "cms.content.index": 1,
     "cms.content.loader": 1,
     "cms.content.search": 1,
@@ -77,7 +78,7 @@ LAYERS = {
     "cms.render": 3,  # the build and its parts: plan, views, pages, feeds, manifest, parallel, signature
     "cms.render.build": 3,
     "cms.doctor": 3,
-    "cms.cli": 4,
+    "cms.cli": 4,  # the package: common (the group, options, exit codes) and one module per set of commands
     "cms.serve": 4,
     "cms.__main__": 4,
     "cms.preview": 4,
@@ -88,6 +89,8 @@ SIDEWAYS = {
     ("cms.events.bus", "cms.content.names"): "events take their ids from the one id generator",
     ("cms.events.outbox", "cms.state"): "the outbox is a table of state.db",
     ("cms.render.output", "cms.content.write"): "public/ temp files carry the temp prefix write.py declares",
+    ("cms.__main__", "cms.cli"): "`python -m cms` is the `cms` command",
+    ("cms.cli.site", "cms.serve"): "`cms serve` starts the server process serve.py runs",
 }
 # Third-party packages allowed only under these module prefixes.
 CONFINED = {

@@ -4,9 +4,9 @@ Three sources publish here: the store (API and CLI writes), the watcher (hand ed
 build (its change set). Subscribers (the webhook outbox, live reload, logs) are called in order;
 one that raises is logged and does not stop the others or the write that caused the event.
 
-Event names: `<kind>.<action>` where kind is `post`, `page` or `entry` (custom types) and action
-is created, updated, published, unpublished, deleted or restored; plus `media.uploaded`,
-`media.deleted`, `category.created|updated|deleted` and `build.completed`.
+Event names are declared once, in `EVENTS` (name -> when it happens): document events are
+`<kind>.<action>` for each of `DOCUMENT_KINDS` and `DOCUMENT_ACTIONS`; the others are listed after
+them. Subscription checks, the published schemas and the test of `docs/webhooks.md` read it.
 """
 
 from __future__ import annotations
@@ -26,12 +26,38 @@ from cms.content.names import new_id
 
 log = logging.getLogger("cms.events")
 
-DOCUMENT_ACTIONS = ("created", "updated", "published", "unpublished", "deleted", "restored")
+# The event prefix of a document: its content type's, `entry` for every custom type.
+DOCUMENT_KINDS = {"posts": "post", "pages": "page"}
+OTHER_KIND = "entry"
+# What happens to a document -> when (the events of a change are chosen by `document_events`).
+DOCUMENT_ACTIONS = {
+    "created": "a document file appears",
+    "updated": "a document changes; the payload lists the changed fields in `changes`",
+    "published": "a document becomes visible (published, a draft flag removed, its scheduled date passes)",
+    "unpublished": "a visible document becomes a draft, or its `expires` date passes",
+    "deleted": "a document is moved to the trash, deleted for good, or its file removed",
+    "restored": "a document is taken out of the trash",
+}
+# Every event name -> when it happens: the one list of events, in the order schemas publish them.
+EVENTS: dict[str, str] = {
+    **{
+        f"{kind}.{action}": when
+        for kind in (*DOCUMENT_KINDS.values(), OTHER_KIND)
+        for action, when in DOCUMENT_ACTIONS.items()
+    },
+    "media.uploaded": "an upload is stored",
+    "media.deleted": "an upload is removed",
+    "category.created": "a category term file is written through the API",
+    "category.updated": "a category term file is changed through the API",
+    "category.deleted": "a category term file is removed through the API",
+    "build.completed": "`cms build` finished: counts, duration and `changed_urls`",
+    "webhook.test": "`POST /api/v1/webhooks/{id}/test` or `cms webhooks test`",
+}
 
 
 def kind_of(type_name: str) -> str:
     """`post`, `page` or `entry`: the event prefix of a content type."""
-    return {"posts": "post", "pages": "page"}.get(type_name, "entry")
+    return DOCUMENT_KINDS.get(type_name, OTHER_KIND)
 
 
 @dataclass(frozen=True)

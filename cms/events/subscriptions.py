@@ -33,7 +33,7 @@ from cms.clock import Clock, iso_z, utc_now
 from cms.config import Site
 from cms.content.limits import MAX_LIST_ITEMS, MAX_TITLE_CHARS, list_problems, text_problems
 from cms.errors import ConfigError, Conflict, Invalid, NotFound
-from cms.events.bus import Event
+from cms.events.bus import EVENTS, Event
 from cms.events.outbox import cancel_deliveries
 from cms.events.signing import MIN_SECRET_CHARS, new_secret, secret_hint, secret_problems
 from cms.net import MAX_URL_CHARS, BlockedTarget
@@ -49,19 +49,7 @@ EVENT_ALIASES = {
     "media.create": "media.uploaded",
     "media.delete": "media.deleted",
 }
-KNOWN_EVENTS = tuple(
-    f"{kind}.{action}"
-    for kind in ("post", "page", "entry")
-    for action in ("created", "updated", "published", "unpublished", "deleted", "restored")
-) + (
-    "media.uploaded",
-    "media.deleted",
-    "category.created",
-    "category.updated",
-    "category.deleted",
-    "build.completed",
-    "webhook.test",
-)
+KNOWN_EVENTS = tuple(EVENTS)  # the names of `cms.events.bus.EVENTS`, where events are declared
 
 
 def matches(patterns: Iterable[str], name: str) -> bool:

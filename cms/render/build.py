@@ -34,7 +34,7 @@ from cms.config import Site
 from cms.content.index import Index
 from cms.content.model import Status
 from cms.errors import CMSError
-from cms.events.bus import Event, document_events, event_id_for
+from cms.events.bus import Event, document_events, event_id_for, kind_of
 from cms.render.manifest import Manifest
 from cms.render.output import Output
 from cms.render.pages import plan_content, plan_files
@@ -252,7 +252,7 @@ def _change_events(
     for doc_id, old in sorted(before.items()):
         if doc_id not in now_docs:
             gone = index.docs.get(doc_id)
-            kind = {"posts": "post", "pages": "page"}.get(old.get("type", ""), "entry")
+            kind = kind_of(old.get("type", ""))
             data = {
                 kind: {
                     "id": doc_id,

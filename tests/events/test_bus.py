@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cms.content.model import Document, make_document
-from cms.events.bus import DOCUMENT_ACTIONS, Bus, Event, document_events, kind_of, summary
+from cms.events.bus import DOCUMENT_ACTIONS, EVENTS, Bus, Event, document_events, kind_of, summary
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 PAST = (NOW - timedelta(days=1)).isoformat()
@@ -161,10 +163,30 @@ def test_document_events_for_each_transition(
     assert [e.name for e in events] == [f"post.{a}" for a in actions]
     assert all(e.source == "watch" and e.key == "01K0000000AAAAAAAAAAAAAAAA" for e in events)
     assert all(a in DOCUMENT_ACTIONS for a in actions)
+    assert all(e.name in EVENTS for e in events)
 
 
 def test_document_events_of_nothing() -> None:
     assert document_events(None, None, NOW, source="api") == []
+
+
+def test_every_event_named_in_the_code_is_declared() -> None:
+    """An `Event("name", ...)` written anywhere in cms/ names an event of `EVENTS`."""
+    named, undeclared = 0, []
+    for path in sorted((Path(__file__).resolve().parents[2] / "cms").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "Event"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                named += 1
+                if node.args[0].value not in EVENTS:
+                    undeclared.append(f"{path.name}:{node.lineno}: {node.args[0].value}")
+    assert named, "no Event(...) found in cms/: the scan is broken"
+    assert not undeclared, f"events not declared in cms.events.bus.EVENTS: {undeclared}"
 
 
 @pytest.mark.parametrize(("type_name", "kind"), [("posts", "post"), ("pages", "page"), ("products", "entry")])
