@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from cms.clock import iso_z
+from cms.content.frontmatter import update_document
 from cms.content.model import etag_of
 from cms.content.names import new_id
 from cms.content.parse import decode as decode_text
-from cms.content.write import atomic_write, replace_checked, update_document
+from cms.content.write import atomic_write, replace_checked
 from cms.errors import BadRequest
 
 from .convert import Kind

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cms.content.frontmatter import render_document
 from cms.content.names import slugify
 from cms.content.parse import load_yaml
-from cms.content.write import render_document
 from cms.errors import BadRequest, ParseError
 
 from .convert import MIME_BY_EXT

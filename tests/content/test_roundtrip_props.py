@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
+from cms.content.frontmatter import DELETE, render_document, update_document
 from cms.content.parse import parse_document, split_frontmatter
-from cms.content.write import DELETE, render_document, update_document
 
 PROPS = settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 

@@ -15,19 +15,17 @@ from typing import Any
 
 import pytest
 
+from cms.content.frontmatter import DELETE, render_document, update_document
 from cms.content.model import etag_of
 from cms.content.parse import parse_document
 from cms.content.write import (
-    DELETE,
     TEMP_PREFIX,
     atomic_write,
     document_lock,
     ensure_inside,
     read_bytes,
     remove_temp_files,
-    render_document,
     replace_checked,
-    update_document,
 )
 from cms.errors import BadRequest, Conflict, ParseError
 from tests.conftest import MakeSite

@@ -15,10 +15,10 @@ top of it, and a client that sent `If-Match` for an older version gets 412.
 from __future__ import annotations
 
 from cms.content.store.input import READ_ONLY, STATUS_INPUTS
-from cms.content.store.terms import TermWrites
+from cms.content.store.terms import TERM_READ_ONLY, TermWrites
 from cms.content.store.types import TypeWrites
 
-__all__ = ["READ_ONLY", "STATUS_INPUTS", "Store"]
+__all__ = ["READ_ONLY", "STATUS_INPUTS", "TERM_READ_ONLY", "Store"]
 
 
 class Store(TypeWrites, TermWrites):

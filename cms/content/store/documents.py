@@ -14,24 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cms.content.frontmatter import DELETE, normal_body, render_document, update_document
 from cms.content.index import Change
 from cms.content.model import ALIASES, ContentType, Document, Status, etag_of, frontmatter_key, url_path, validate
 from cms.content.names import check_slug, new_id, slugify, unique_slug
 from cms.content.parse import decode, parse_document
 from cms.content.store.input import as_list, canonical, check_limits, frontmatter_changes, unchanged
 from cms.content.store.session import WriteSession
-from cms.content.write import (
-    DELETE,
-    atomic_write,
-    document_lock,
-    ensure_inside,
-    fsync_folder,
-    normal_body,
-    render_document,
-    replace_checked,
-    stage,
-    update_document,
-)
+from cms.content.write import atomic_write, document_lock, ensure_inside, fsync_folder, replace_checked, stage
 from cms.errors import BadRequest, Conflict, Invalid
 
 
@@ -234,17 +224,25 @@ class DocumentWrites(WriteSession):
         image = meta.get(frontmatter_key("featured_image", meta))
         if isinstance(image, str) and image and not self._upload_exists(image):
             errors.setdefault("featured_image", []).append(f"{image!r} is not a file in uploads/")
+        # A value another document holds is not a bad value: the same request is fine once that one
+        # changes. Alone, it is a 409 (as a taken slug or name is); with other problems, one of the 422's.
+        taken: dict[str, list[str]] = {}
         for f in ctype.fields:
             if f.unique and meta.get(f.name) not in (None, ""):
                 for other in self.index.docs.values():
                     if other.type == ctype.name and other.id != exclude_id and other.meta.get(f.name) == meta[f.name]:
-                        errors.setdefault(f.name, []).append(f"must be unique; {other.slug!r} already has it")
+                        taken[f.name] = [f"must be unique; {other.slug!r} already has it"]
                         break
         if touched is not None:
             spellings = {k: {k, *ALIASES.get(k, ())} for k in ("categories", "author", "featured_image")}
             errors = {k: v for k, v in errors.items() if k in touched or spellings.get(k, set()) & touched}
+            taken = {k: v for k, v in taken.items() if k in touched}
         if errors:
+            for name, problems in taken.items():
+                errors.setdefault(name, []).extend(problems)
             raise Invalid(errors)
+        if taken:
+            raise Conflict(f"value(s) another {ctype.name} document holds: {', '.join(sorted(taken))}", details=taken)
 
     def _upload_exists(self, ref: str) -> bool:
         if ref.startswith(("http://", "https://")):

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from cms.content.docfields import INPUT_SPELLINGS
+from cms.content.frontmatter import DELETE
 from cms.content.limits import over_limits
 from cms.content.model import ALIASES, ContentType, frontmatter_key, to_datetime
 from cms.content.names import slugify
-from cms.content.write import DELETE
 from cms.errors import BadRequest, Invalid
 
 if TYPE_CHECKING:

@@ -5,18 +5,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cms.content.frontmatter import DELETE, render_document, update_document
 from cms.content.index import Term
 from cms.content.limits import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, text_problems
 from cms.content.model import etag_of
 from cms.content.names import check_slug, slugify
 from cms.content.parse import decode
 from cms.content.store.session import WriteSession
-from cms.content.write import DELETE, document_lock, read_bytes, render_document, replace_checked, update_document
-from cms.errors import Conflict, Invalid, NotFound
+from cms.content.write import document_lock, read_bytes, replace_checked
+from cms.errors import BadRequest, Conflict, Invalid, NotFound
 from cms.events.bus import Event
 
 _TERM_FIELDS = ("name", "description", "parent")
-_TERM_READ_ONLY = ("slug", "id", "post_count", "count", "children", "url")  # sent back from a GET: ignored
+TERM_READ_ONLY = ("slug", "id", "taxonomy", "post_count", "count", "children", "url")  # sent back from a GET: ignored
+
+
+def _may_name_a_term(slug: str | None) -> bool:
+    """Whether a term could have this slug (check_slug passes)."""
+    try:
+        check_slug(slug)
+    except BadRequest:
+        return False
+    return True
 
 
 class TermWrites(WriteSession):
@@ -38,11 +48,13 @@ class TermWrites(WriteSession):
         }
         if too_long:  # before slugify(name)
             raise Invalid(too_long)
+        if not creating and slug not in self.index.terms.get(taxonomy, {}) and not _may_name_a_term(slug):
+            raise NotFound(f"no {taxonomy} term {slug!r}")  # as a GET says: no term has such a slug
         slug = check_slug(slug) if slug else slugify(str(name))
         errors: dict[str, list[str]] = {}
         fields: dict[str, Any] = {}
         for key, value in values.items():
-            if key in _TERM_READ_ONLY:
+            if key in TERM_READ_ONLY:
                 continue
             if key not in _TERM_FIELDS:
                 errors[key] = ["is not a field of a taxonomy term"]

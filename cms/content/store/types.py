@@ -7,12 +7,13 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from cms.content.frontmatter import render_document, update_document
 from cms.content.limits import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, MAX_TYPE_FIELDS, text_problems
 from cms.content.model import BUILTIN_TYPES, ContentType, content_type_from_dict, etag_of
 from cms.content.names import check_type_name
 from cms.content.parse import decode, parse_document
 from cms.content.store.documents import DocumentWrites
-from cms.content.write import document_lock, read_bytes, render_document, replace_checked, update_document
+from cms.content.write import document_lock, read_bytes, replace_checked
 from cms.errors import BadRequest, Conflict, Invalid, NotFound
 
 
