@@ -1,12 +1,20 @@
-"""Documents over HTTP: posts, pages and any content type. Thin: parse, check scope, call the store."""
+"""Documents over HTTP: posts, pages and any content type. Thin: parse, check scope, call the store.
+
+Each operation is declared once (cms/api/operations.py), for three families: `/api/v1/posts`,
+`/api/v1/pages` and `/api/v1/content/{type}`. Their bodies and answers are the content type's data
+(cms/api/docschema.py): the route resolves the type and checks the key against it (404 for an
+unknown type, public reads for api.public_types), the store checks the values.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Hashable
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -14,37 +22,15 @@ from starlette.routing import Route
 
 from cms.auth import ApiKey
 from cms.content.model import Document, Status
-from cms.content.query import Query, bool_param, parse_query, run
-from cms.errors import Forbidden, Invalid, NotFound
+from cms.content.query import Query, parse_query, run
+from cms.errors import BadRequest, Forbidden, Invalid, NotFound
 
-from .answers import Answer
+from .answers import Answer as ReadyAnswer
+from .docschema import DOCUMENT, LIST_QUERY, ONE, WRITTEN, DocumentBody
 from .encode import dumps
-from .http import (
-    if_match,
-    may_see_unpublished,
-    only_params,
-    paging_headers,
-    public_read,
-    query_params,
-    raw_json_response,
-    read_json,
-    require,
-    services,
-)
+from .http import if_match, may_see_unpublished, paging_headers, query_params, raw_json_response, services
 from .media import localized_images
-from .serialize import DocumentSerializer
-
-ONE_PARAMS = ("fields", "render")
-
-
-def _serializer(request: Request) -> DocumentSerializer:
-    return services(request).serializer
-
-
-def _type_of(request: Request, fixed: str | None) -> str:
-    name = fixed or request.path_params["type"]
-    services(request).store.content_type(name)  # 404 for an unknown type, 400 for a bad name
-    return name
+from .operations import TYPE_PARAM, Answer, Call, Flag, Handler, Shape, operation, routes_of
 
 
 def _etag_headers(doc: Document) -> dict[str, str]:
@@ -56,7 +42,7 @@ def _render_flag(params: dict[str, Any]) -> bool:
     if value is None:
         return False
     if value != "html":
-        raise Invalid({"render": ["the only renderer is html"]})
+        raise BadRequest("render must be one of html")
     return True
 
 
@@ -77,9 +63,8 @@ def _answer_key(request: Request, type_name: str | None, key: ApiKey | None) -> 
     return (type_name, scope["scheme"], host, scope["root_path"], scope["path"], scope["query_string"], standing)
 
 
-async def _list(request: Request, type_name: str | None) -> Response:
+async def _list(request: Request, key: ApiKey | None, type_name: str | None) -> Response:
     svc = services(request)
-    key = public_read(request, type_name) if type_name else require(request, "read")
     now = svc.clock()
     generation = svc.index.generation  # read before the query: a change meanwhile makes the answer stale
     answer_key = _answer_key(request, type_name, key)
@@ -104,7 +89,7 @@ async def _list(request: Request, type_name: str | None) -> Response:
         page = await run_in_threadpool(run, svc.index, query, now)
     else:
         page = run(svc.index, query, now)
-    ser = _serializer(request)
+    ser = svc.serializer
     if query.include or query.exclude_fields or html or query.search:
         items = b",".join(
             dumps(
@@ -125,49 +110,47 @@ async def _list(request: Request, type_name: str | None) -> Response:
     body = b'{"data":[' + items + b'],"pagination":' + dumps(page.pagination()) + b"}"
     headers = paging_headers(request, page)
     if page.until is not None:
-        svc.answers.put(answer_key, Answer(body, headers, generation, now, page.until))
+        svc.answers.put(answer_key, ReadyAnswer(body, headers, generation, now, page.until))
     return raw_json_response(body, headers=headers)
 
 
-def _find(request: Request, type_name: str | None, ref: str, now: datetime) -> Document:
-    svc = services(request)
-    key = public_read(request, type_name) if type_name else require(request, "read")
-    doc = svc.index.get(ref, type_name)
-    if key is not None:
-        key.require("read", doc.type)
-    if not doc.is_live(now) and not may_see_unpublished(key):
-        raise NotFound(f"no {type_name or 'document'} {ref!r}")  # do not reveal drafts exist
+def _find(call: Call, ref: str, now: datetime) -> Document:
+    """The document `ref` names, if the key may see it (a draft is 404 to a key that cannot write)."""
+    doc = call.services.index.get(ref, call.type_name)
+    if call.key is not None:
+        call.key.require("read", doc.type)
+    if not doc.is_live(now) and not may_see_unpublished(call.key):
+        raise NotFound(f"no {call.type_name or 'document'} {ref!r}")  # do not reveal drafts exist
     return doc
 
 
-async def _get(request: Request, type_name: str | None, ref: str) -> Response:
-    svc = services(request)
-    params = query_params(request)
-    only_params(params, ONE_PARAMS)
-    html = _render_flag(params)
+async def _get(call: Call, ref: str) -> Response:
+    svc = call.services
+    query: OneQuery = call.query
     now = svc.clock()
-    doc = _find(request, type_name, ref, now)
+    doc = _find(call, ref, now)
     headers = _etag_headers(doc)
-    inm = request.headers.get("if-none-match")
+    inm = call.request.headers.get("if-none-match")
     if inm and doc.etag in {t.strip().removeprefix("W/").strip('"') for t in inm.split(",")}:
         return Response(status_code=304, headers=headers)
-    ser = _serializer(request)
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-    if "fields" in params:
-        q = parse_query({"fields": params["fields"]})
+    if query.fields is not None:
+        q = parse_query({"fields": query.fields})
         include, exclude = q.include, q.exclude_fields
+    html = query.render == "html"
     if include or exclude or html:
-        key = request.scope.get("api_key")
-        admin = key is not None and key.can("admin")
-        body = dumps({"data": ser.shaped(doc, now, include=include, exclude=exclude, html=html, admin=admin)})
+        admin = call.key is not None and call.key.can("admin")
+        body = dumps(
+            {"data": svc.serializer.shaped(doc, now, include=include, exclude=exclude, html=html, admin=admin)}
+        )
     else:
-        body = b'{"data":' + ser.full(doc, now) + b"}"
+        body = b'{"data":' + svc.serializer.full(doc, now) + b"}"
     return raw_json_response(body, headers=headers)
 
 
 def _doc_response(
-    request: Request,
+    call: Call,
     doc: Document,
     status: int = 200,
     location: str | None = None,
@@ -176,7 +159,7 @@ def _doc_response(
     headers = _etag_headers(doc)
     if location:
         headers["Location"] = location
-    body = b'{"data":' + _serializer(request).full(doc, services(request).clock())
+    body = b'{"data":' + call.services.serializer.full(doc, call.services.clock())
     if localized is not None:  # localize_images: one entry per remote image, beside "data"
         body += b',"localized":' + dumps(localized)
     return raw_json_response(body + b"}", status=status, headers=headers)
@@ -190,126 +173,242 @@ def _localize_flag(body: dict[str, Any]) -> bool:
     return value
 
 
-def _prefix(type_name: str) -> str:
-    return f"/api/v1/{type_name}" if type_name in ("posts", "pages") else f"/api/v1/content/{type_name}"
-
-
-async def _create(request: Request, type_name: str) -> Response:
-    svc = services(request)
-    require(request, "write", type_name)
-    body = await read_json(request)
+async def _create(call: Call, type_name: str) -> Response:
+    svc = call.services
+    body: dict[str, Any] = call.body
     localize = _localize_flag(body)
-    only_params(query_params(request), ())
     ctype = svc.store.content_type(type_name)
     missing = [k for k in ("title", "content") if k not in body and (k == "title" or ctype.builtin)]
     if missing:
         raise Invalid({k: ["is required"] for k in missing})
     if body.get("status") == "trash":
-        require(request, "delete", type_name)
-    async with localized_images(request, body, localize) as report:
+        call.key.require("delete", type_name)  # type: ignore[union-attr]
+    async with localized_images(call.request, body, localize) as report:
         doc = await run_in_threadpool(svc.store.create, type_name, body)
     location = f"{_prefix(type_name)}/{doc.id}"
-    return _doc_response(request, doc, 201, location=location, localized=report if localize else None)
+    return _doc_response(call, doc, 201, location=location, localized=report if localize else None)
 
 
-async def _write(request: Request, type_name: str | None, ref: str, *, replace: bool) -> Response:
-    svc = services(request)
-    doc = _find(request, type_name, ref, svc.clock())
-    require(request, "write", doc.type)
-    only_params(query_params(request), ())
-    body = await read_json(request)
+async def _write(call: Call, *, replace: bool) -> Response:
+    svc = call.services
+    doc = _find(call, call.path("ref"), svc.clock())
+    assert call.key is not None  # a write scope was declared
+    call.key.require("write", doc.type)
+    body: dict[str, Any] = call.body
     localize = _localize_flag(body)
     if body.get("status") == "trash":
-        require(request, "delete", doc.type)
-    match = if_match(request, required=svc.site.api.require_if_match)
-    async with localized_images(request, body, localize) as report:
+        call.key.require("delete", doc.type)
+    match = if_match(call.request, required=svc.site.api.require_if_match)
+    async with localized_images(call.request, body, localize) as report:
         updated = await run_in_threadpool(lambda: svc.store.update(doc, body, if_match=match, replace=replace))
-    return _doc_response(request, updated, localized=report if localize else None)
+    return _doc_response(call, updated, localized=report if localize else None)
 
 
-async def _delete(request: Request, type_name: str | None, ref: str) -> Response:
-    svc = services(request)
-    doc = _find(request, type_name, ref, svc.clock())
-    require(request, "delete", doc.type)
-    params = query_params(request)
-    only_params(params, ("permanent",))
-    match = if_match(request, required=svc.site.api.require_if_match)
-    if bool_param(params, "permanent"):
+async def _delete(call: Call) -> Response:
+    svc = call.services
+    doc = _find(call, call.path("ref"), svc.clock())
+    assert call.key is not None
+    call.key.require("delete", doc.type)
+    match = if_match(call.request, required=svc.site.api.require_if_match)
+    if call.query.permanent:
         await run_in_threadpool(lambda: svc.store.delete(doc, if_match=match))
         return Response(status_code=204)
     trashed = await run_in_threadpool(lambda: svc.store.set_status(doc, "trash", if_match=match))
-    return _doc_response(request, trashed)
+    return _doc_response(call, trashed)
 
 
-async def _transition(request: Request, type_name: str | None, ref: str, action: str) -> Response:
-    svc = services(request)
-    doc = _find(request, type_name, ref, svc.clock())
-    require(request, "write", doc.type)
-    only_params(query_params(request), ())
-    match = if_match(request, required=False)
+async def _transition(call: Call, action: str) -> Response:
+    svc = call.services
+    doc = _find(call, call.path("ref"), svc.clock())
+    assert call.key is not None
+    call.key.require("write", doc.type)
+    match = if_match(call.request, required=False)
     store = svc.store
     if action == "restore":
         result = await run_in_threadpool(lambda: store.restore(doc, if_match=match))
     else:
         status = "published" if action == "publish" else "draft"
         result = await run_in_threadpool(lambda: store.set_status(doc, status, if_match=match))
-    return _doc_response(request, result)
+    return _doc_response(call, result)
 
 
-def document_routes(prefix: str, fixed: str | None) -> list[Route]:
-    """CRUD + transitions under `prefix`, for one fixed type or for the `{type}` path parameter."""
+def _prefix(type_name: str) -> str:
+    return f"/api/v1/{type_name}" if type_name in ("posts", "pages") else f"/api/v1/content/{type_name}"
 
-    async def list_docs(request: Request) -> Response:
-        return await _list(request, _type_of(request, fixed))
 
-    async def create(request: Request) -> Response:
-        return await _create(request, _type_of(request, fixed))
+class OneQuery(Shape):
+    fields: str | None = Field(
+        None, description="Comma-separated fields to return (`-name` leaves one out); `html` adds rendered HTML"
+    )
+    render: Literal["html"] | None = Field(None, description="`html` adds the rendered HTML as `html`")
 
-    async def get(request: Request) -> Response:
-        return await _get(request, _type_of(request, fixed), request.path_params["ref"])
 
-    async def by_slug(request: Request) -> Response:
-        return await _get(request, _type_of(request, fixed), request.path_params["slug"])
+class DeleteQuery(Shape):
+    permanent: Flag = Field(False, description="Remove the file instead of moving it to trash")
 
-    async def put(request: Request) -> Response:
-        return await _write(request, _type_of(request, fixed), request.path_params["ref"], replace=True)
 
-    async def patch(request: Request) -> Response:
-        return await _write(request, _type_of(request, fixed), request.path_params["ref"], replace=False)
+REF = "Document id, 12-hex short hash, slug, or the short hash as a decimal integer"
+WRITE_TEXT = (
+    "PUT replaces the frontmatter (title and content required); PATCH merges, `null` removes a key. "
+    "A new `slug` renames the file and keeps the old URL in `aliases`."
+)
+TRANSITIONS = {"publish": "Publish", "unpublish": "Unpublish (back to draft)", "restore": "Restore from the trash"}
 
-    async def delete(request: Request) -> Response:
-        return await _delete(request, _type_of(request, fixed), request.path_params["ref"])
 
-    def transition(action: str) -> Any:
-        async def endpoint(request: Request) -> Response:
-            return await _transition(request, _type_of(request, fixed), request.path_params["ref"], action)
+def _document_operations(fixed: str | None) -> list[Handler]:
+    """CRUD and transitions of one family: `/api/v1/posts`, `/api/v1/pages` or `/api/v1/content/{type}`."""
+    base = _prefix(fixed) if fixed else "/api/v1/content/{type}"
+    # `{Type}` and `{type}`: the OpenAPI document writes one operation per content type of the site.
+    suffix = fixed.capitalize() if fixed else "{Type}"
+    what = fixed or "{type}"
+    family = {} if fixed else {"type": "Content type name"}
+    one = {**family, "ref": REF}
+    declare = partial(operation, tag=fixed or "content", content_type=fixed or TYPE_PARAM, path_params=one)
 
-        endpoint.__name__ = action
-        return endpoint
+    @declare(
+        "GET",
+        base,
+        f"list{suffix}",
+        f"List the documents of {what}",
+        scope="read",
+        public=True,
+        query=LIST_QUERY,
+        path_params=family,
+        ok=Answer(200, ONE, "One page of documents", many=True, headers=("Link", "X-Total-Count")),
+        errors=(422,),
+        description="Published documents by default, newest first. See docs/querying.md for the grammar.",
+    )
+    async def list_documents(call: Call) -> Response:
+        return await _list(call.request, call.key, call.type_name)
 
+    @declare(
+        "POST",
+        base,
+        f"create{suffix}",
+        f"Create a document in {what}",
+        scope="write",
+        body=DocumentBody("create"),
+        path_params=family,
+        ok=Answer(201, WRITTEN, "The new document", headers=("ETag", "Location")),
+        errors=(409,),
+        description="New documents are drafts unless `status` says otherwise; `status: trash` needs delete.",
+    )
+    async def create(call: Call) -> Response:
+        return await _create(call, _type(call))
+
+    def get(path: str, op_id: str, summary: str, params: dict[str, str]) -> Handler:
+        @declare(
+            "GET",
+            path,
+            op_id,
+            summary,
+            scope="read",
+            public=True,
+            query=OneQuery,
+            path_params=params,
+            headers=("If-None-Match",),
+            ok=Answer(200, ONE, "The document", headers=("ETag",)),
+            also=(Answer(304, None, "Not modified (If-None-Match matched)", headers=("ETag",)),),
+            errors=(422,),
+            description="Drafts, scheduled and trashed documents are 404 for keys that cannot write.",
+        )
+        async def get_document(call: Call) -> Response:
+            ref = call.path("slug" if "slug" in params else "ref")
+            return await _get(call, ref)
+
+        return get_document
+
+    def write(method: str, verb: str, summary: str) -> Handler:
+        @declare(
+            method,
+            base + "/{ref}",
+            f"{verb}{suffix}",
+            summary,
+            scope="write",
+            body=DocumentBody("replace" if method == "PUT" else "update"),
+            headers=("If-Match",),
+            ok=Answer(200, WRITTEN, "The updated document", headers=("ETag",)),
+            errors=(409,),
+            description=WRITE_TEXT,
+        )
+        async def write_document(call: Call) -> Response:
+            return await _write(call, replace=method == "PUT")
+
+        return write_document
+
+    @declare(
+        "DELETE",
+        base + "/{ref}",
+        f"delete{suffix}",
+        "Trash a document (or delete it for good)",
+        scope="delete",
+        query=DeleteQuery,
+        headers=("If-Match",),
+        ok=Answer(200, DOCUMENT, "The trashed document", headers=("ETag",)),
+        also=(Answer(204, None, "Deleted for good"),),
+    )
+    async def delete(call: Call) -> Response:
+        return await _delete(call)
+
+    def transition(action: str) -> Handler:
+        @declare(
+            "POST",
+            f"{base}/{{ref}}/{action}",
+            f"{action}{suffix}",
+            TRANSITIONS[action],
+            scope="write",
+            headers=("If-Match?",),  # optional here, whatever the site's api.require_if_match
+            ok=Answer(200, DOCUMENT, "The document after the transition", headers=("ETag",)),
+            errors=(409,) if action == "restore" else (),
+        )
+        async def transition_document(call: Call) -> Response:
+            return await _transition(call, action)
+
+        return transition_document
+
+    slug_params = {**family, "slug": "Document slug (ids and hashes work too)"}
     return [
-        Route(prefix, list_docs, methods=["GET"]),
-        Route(prefix, create, methods=["POST"]),
-        Route(prefix + "/by-slug/{slug}", by_slug, methods=["GET"]),
-        Route(prefix + "/{ref}", get, methods=["GET"]),
-        Route(prefix + "/{ref}", put, methods=["PUT"]),
-        Route(prefix + "/{ref}", patch, methods=["PATCH"]),
-        Route(prefix + "/{ref}", delete, methods=["DELETE"]),
-        Route(prefix + "/{ref}/publish", transition("publish"), methods=["POST"]),
-        Route(prefix + "/{ref}/unpublish", transition("unpublish"), methods=["POST"]),
-        Route(prefix + "/{ref}/restore", transition("restore"), methods=["POST"]),
+        list_documents,
+        create,
+        get(base + "/by-slug/{slug}", f"get{suffix}BySlug", f"Get one {_one(fixed)} by slug", slug_params),
+        get(base + "/{ref}", f"get{suffix}", f"Get one {_one(fixed)}", one),
+        write("PUT", "replace", "Replace a document"),
+        write("PATCH", "update", "Update (merge) a document"),
+        delete,
+        *(transition(action) for action in TRANSITIONS),
     ]
 
 
-async def list_all(request: Request) -> Response:
+def _one(fixed: str | None) -> str:
+    return f"document of {fixed or '{type}'}"
+
+
+def _type(call: Call) -> str:
+    assert call.type_name is not None  # declared with content_type: the route resolved it
+    return call.type_name
+
+
+@operation(
+    "GET",
+    "/api/v1/content",
+    "listAllContent",
+    "List documents of every type",
+    tag="content",
+    scope="read",
+    query=LIST_QUERY,
+    ok=Answer(200, ONE, "One page of documents", many=True, headers=("Link", "X-Total-Count")),
+    errors=(404, 422),
+    description="`type=` narrows it to one type (404 for an unknown one).",
+)
+async def list_all(call: Call) -> Response:
     """GET /api/v1/content: documents of every type (seed 004's generic list), `type=` to narrow."""
-    return await _list(request, None)
+    return await _list(call.request, call.key, None)
 
 
 def routes() -> list[Route]:
-    return [
-        *document_routes("/api/v1/posts", "posts"),
-        *document_routes("/api/v1/pages", "pages"),
-        Route("/api/v1/content", list_all, methods=["GET"]),
-        *document_routes("/api/v1/content/{type}", None),
-    ]
+    return routes_of(
+        *_document_operations("posts"),
+        *_document_operations("pages"),
+        list_all,
+        *_document_operations(None),
+    )

@@ -16,8 +16,9 @@ import hashlib
 import os
 import stat
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar, Literal
 
+from pydantic import Field
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -25,20 +26,124 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from cms.content.query import Page, bool_param
+from cms.content.query import Page
 from cms.content.write import TEMP_PREFIX
 from cms.errors import BadRequest, Conflict, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType
 from cms.events.bus import Event
-from cms.media import MediaItem, MediaLibrary, localize, sniff
+from cms.media import MediaItem as LibraryItem
+from cms.media import MediaLibrary, localize, sniff
+from cms.media.item import MAX_TEXT
 
-from .http import Services, json_response, only_params, paging_headers, query_params, read_json, require, services
+from .http import Services, json_response, paging_headers, read_json, services
+from .operations import Answer, Call, Flag, Integer, Schemas, Shape, SpecContext, operation, parse_body, routes_of
 
 MULTIPART_FIELDS = ("image", "file", "alt", "alt_text", "caption", "credit", "folder", "filename")
 JSON_FIELDS = ("filename", "data", "alt", "alt_text", "caption", "credit", "folder")
-LIST_PARAMS = ("page", "per_page", "folder", "mime_type", "search")
+MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/avif")
 IMMUTABLE = "public, max-age=31536000, immutable"  # derivatives: a new upload gets new names
 ORIGINAL = "public, max-age=3600"  # originals: short, a person may replace one by hand
 MAX_PART = 64 * 1024
+Text = Field(None, max_length=MAX_TEXT)
+
+
+class MediaItem(Shape):
+    """An uploaded image: the original, its AVIF and WebP derivatives and responsive widths."""
+
+    id: str
+    path: str = Field(description="What to put in featured_image")
+    url: str
+    url_orig: str
+    url_avif: str | None
+    url_webp: str | None
+    variants: dict[str, dict[str, str]] = Field(description="Width -> {avif, webp} -> URL")
+    folder: str
+    filename: str
+    file: str
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+    mime_type: Literal[MEDIA_TYPES]  # type: ignore[valid-type]
+    size: int = Field(ge=0)
+    checksum: str = Field(pattern="^sha256:[0-9a-f]{64}$")
+    alt: str
+    caption: str
+    credit: str
+    created_at: str = Field(json_schema_extra={"format": "date-time"})
+
+
+class MediaInput(Shape):
+    """An item's texts: only the keys sent change; null empties one."""
+
+    alt: str | None = Field(None, max_length=MAX_TEXT, description="Alternative text")
+    alt_text: str | None = Field(None, max_length=MAX_TEXT, description="Same as alt")
+    caption: str | None = Text
+    credit: str | None = Text
+
+
+class MediaUpload(Shape):
+    """An image sent as JSON: base64 `data` (or a data: URL) and its texts."""
+
+    data: str = Field(
+        min_length=1, description="The image, base64 or a data: URL", json_schema_extra={"contentEncoding": "base64"}
+    )
+    filename: str | None = Field(None, description="Original file name (its stem names the files)")
+    folder: str | None = Field(None, description="Folder under uploads/ (default media.folder_pattern)")
+    alt: str | None = Field(None, max_length=MAX_TEXT, description="Alternative text")
+    alt_text: str | None = Field(None, max_length=MAX_TEXT, description="Same as alt")
+    caption: str | None = Text
+    credit: str | None = Text
+
+
+class MediaUploadForm(Shape):
+    """An image sent as multipart/form-data: the file in `image` (or `file`) and its texts."""
+
+    image: bytes | None = Field(None, description="The image file", json_schema_extra={"format": "binary"})
+    file: bytes | None = Field(None, description="Same as image", json_schema_extra={"format": "binary"})
+    filename: str | None = Field(None, description="Original file name (its stem names the files)")
+    folder: str | None = Field(None, description="Folder under uploads/ (default media.folder_pattern)")
+    alt: str | None = Field(None, max_length=MAX_TEXT, description="Alternative text")
+    alt_text: str | None = Field(None, max_length=MAX_TEXT, description="Same as alt")
+    caption: str | None = Text
+    credit: str | None = Text
+
+
+class LocalizedImage(Shape):
+    """What became of one remote image of a document's content (localize_images)."""
+
+    url: str
+    status: Literal["ok", "failed"]
+    media_id: str | None = None
+    local_url: str | None = None
+    error: str | None = None
+
+
+class UploadBody:
+    """The upload's two bodies (multipart or JSON), which the handler reads itself: a multipart
+    body is streamed with limits, never parsed whole."""
+
+    read_by_handler: ClassVar[bool] = True
+
+    def request_body(self, spec: SpecContext, type_name: str | None) -> dict[str, Any]:
+        schemas = Schemas(spec.components)
+        form = schemas.ref(MediaUploadForm)
+        return {
+            "multipart/form-data": {"schema": {**form, "anyOf": [{"required": ["image"]}, {"required": ["file"]}]}},
+            "application/json": {"schema": schemas.ref(MediaUpload)},
+        }
+
+    def answer(self, spec: SpecContext, type_name: str | None, many: bool) -> dict[str, Any]:
+        raise TypeError("a request body is not an answer")
+
+
+class MediaQuery(Shape):
+    page: Integer = Field(1, ge=1, description="Page number")
+    per_page: Integer | None = Field(None, ge=1, description="Page size (default defaults.per_page)")
+    folder: str | None = Field(None, description="Only this folder of uploads/ and its subfolders")
+    mime_type: Literal[MEDIA_TYPES] | None = Field(None, description="Only this type of original")  # type: ignore[valid-type]
+    search: str | None = Field(None, description="Words in the file name or alt text")
+
+
+class DeleteMediaQuery(Shape):
+    force: Flag = Field(False, description="Delete even when documents use it")
 
 
 def library_of(app: Starlette) -> MediaLibrary:
@@ -57,7 +162,7 @@ def _base(request: Request) -> str:
     return services(request).site.site.base_url
 
 
-def _publish(request: Request, name: str, item: MediaItem) -> None:
+def _publish(request: Request, name: str, item: LibraryItem) -> None:
     event = Event(name, {"media": item.as_dict(_base(request))}, source="api", key=item.id)
     services(request).bus.publish([event])
 
@@ -65,10 +170,26 @@ def _publish(request: Request, name: str, item: MediaItem) -> None:
 # -- upload ------------------------------------------------------------------------------------
 
 
-async def upload(request: Request) -> Response:
-    require(request, "write")
-    only_params(query_params(request), ())
-    max_bytes = services(request).site.media.max_bytes
+ITEM_PATH = {"id": "Media item id"}
+
+
+@operation(
+    "POST",
+    "/api/v1/media",
+    "uploadMedia",
+    "Upload an image (multipart field `image`, or JSON with base64 `data`)",
+    tag="media",
+    scope="write",
+    body=UploadBody(),
+    ok=Answer(201, MediaItem, "The stored item with its derivatives", headers=("Location",)),
+    description=(
+        "JPEG, PNG, WebP or AVIF, judged by content (415 otherwise), at most media.max_bytes (413) and "
+        "media.max_pixels (422). EXIF orientation is applied; GPS data never reaches a derivative."
+    ),
+)
+async def upload(call: Call) -> Response:
+    request = call.request
+    max_bytes = call.services.site.media.max_bytes
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media == "multipart/form-data":
         fields = await _multipart(request, max_bytes)
@@ -121,15 +242,8 @@ async def _multipart(request: Request, max_bytes: int) -> dict[str, Any]:
 
 
 def _from_json(body: dict[str, Any], max_bytes: int) -> dict[str, Any]:
-    unknown = sorted(set(body) - set(JSON_FIELDS))
-    if unknown:
-        raise BadRequest(
-            f"unknown field {unknown[0]!r}; accepted: {', '.join(JSON_FIELDS)}",
-            details={"field": unknown[0], "accepted": list(JSON_FIELDS)},
-        )
-    raw = body.get("data")
-    if not isinstance(raw, str) or not raw:
-        raise Invalid({"data": ["is required: the image as a base64 string"]})
+    upload = parse_body(MediaUpload, body)
+    raw = upload.data
     if raw.startswith("data:"):  # a data: URL: the part after the comma
         header, _, raw = raw.partition(",")
         if not header.endswith(";base64"):
@@ -143,92 +257,104 @@ def _from_json(body: dict[str, Any], max_bytes: int) -> dict[str, Any]:
         raise BadRequest("data is not valid base64") from None
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"the image is larger than {max_bytes} bytes")
-    fields = {k: body.get(k) for k in ("filename", "alt", "alt_text", "caption", "credit", "folder")}
-    bad = [k for k, v in fields.items() if v is not None and not isinstance(v, str)]
-    if bad:
-        raise Invalid({k: ["must be a string"] for k in bad})
     return {
         "data": data,
-        "filename": fields["filename"] or "image",
-        "alt": fields["alt_text"] or fields["alt"] or "",
-        "caption": fields["caption"] or "",
-        "credit": fields["credit"] or "",
-        "folder": fields["folder"] or None,
+        "filename": upload.filename or "image",
+        "alt": upload.alt_text or upload.alt or "",
+        "caption": upload.caption or "",
+        "credit": upload.credit or "",
+        "folder": upload.folder or None,
     }
 
 
 # -- read, edit, delete --------------------------------------------------------------------------
 
 
-def _positive(params: dict[str, Any], name: str, default: int, most: int | None = None) -> int:
-    raw = params.get(name)
-    if raw is None:
-        return default
-    if not isinstance(raw, str) or not raw.isdigit() or int(raw) < 1:
-        raise BadRequest(f"{name} must be a positive integer")
-    value = int(raw)
-    if most is not None and value > most:
-        raise BadRequest(f"{name} must be at most {most}")
-    return value
-
-
-def _text_param(params: dict[str, Any], name: str) -> str | None:
-    value = params.get(name)
-    if value is not None and not isinstance(value, str):
-        raise BadRequest(f"{name} must be given once, as a string")
-    return value
-
-
-async def list_media(request: Request) -> Response:
-    require(request, "read")
-    svc = services(request)
-    params = query_params(request)
-    only_params(params, LIST_PARAMS)
-    page = _positive(params, "page", 1)
-    per_page = _positive(params, "per_page", svc.site.defaults.per_page, svc.site.defaults.max_per_page)
-    items = _library(request).items(
-        folder=_text_param(params, "folder"),
-        mime_type=_text_param(params, "mime_type"),
-        search=_text_param(params, "search"),
-    )
-    chunk = items[(page - 1) * per_page : page * per_page]
-    paging = Page(items=[], total=len(items), page=page, per_page=per_page)
-    base = _base(request)
+@operation(
+    "GET",
+    "/api/v1/media",
+    "listMedia",
+    "List media items, newest first",
+    tag="media",
+    scope="read",
+    query=MediaQuery,
+    ok=Answer(
+        200, MediaItem, "One page of items", many=True, pagination="Pagination", headers=("Link", "X-Total-Count")
+    ),
+)
+async def list_media(call: Call) -> Response:
+    query: MediaQuery = call.query
+    defaults = call.services.site.defaults
+    per_page = query.per_page or defaults.per_page
+    if per_page > defaults.max_per_page:
+        raise BadRequest(f"per_page must be at most {defaults.max_per_page}")
+    items = _library(call.request).items(folder=query.folder, mime_type=query.mime_type, search=query.search)
+    chunk = items[(query.page - 1) * per_page : query.page * per_page]
+    paging = Page(items=[], total=len(items), page=query.page, per_page=per_page)
+    base = _base(call.request)
     return json_response(
         {"data": [i.as_dict(base) for i in chunk], "pagination": paging.pagination()},
-        headers=paging_headers(request, paging),
+        headers=paging_headers(call.request, paging),
     )
 
 
-async def get_media(request: Request) -> Response:
-    require(request, "read")
-    only_params(query_params(request), ())
-    item = _library(request).get(request.path_params["id"])
-    return json_response({"data": item.as_dict(_base(request))})
+@operation(
+    "GET",
+    "/api/v1/media/{id}",
+    "getMedia",
+    "Get a media item",
+    tag="media",
+    scope="read",
+    path_params=ITEM_PATH,
+    ok=Answer(200, MediaItem, "The item"),
+)
+async def get_media(call: Call) -> Response:
+    item = _library(call.request).get(call.path("id"))
+    return json_response({"data": item.as_dict(_base(call.request))})
 
 
-async def patch_media(request: Request) -> Response:
-    require(request, "write")
-    only_params(query_params(request), ())
-    body = await read_json(request)
-    if "alt_text" in body:
-        if "alt" in body:
+@operation(
+    "PATCH",
+    "/api/v1/media/{id}",
+    "updateMedia",
+    "Change an item's alt text, caption or credit",
+    tag="media",
+    scope="write",
+    path_params=ITEM_PATH,
+    body=MediaInput,
+    ok=Answer(200, MediaItem, "The item"),
+    example={"alt": "A cup of filter coffee"},
+)
+async def patch_media(call: Call) -> Response:
+    values = call.body.model_dump(exclude_unset=True)
+    if "alt_text" in values:
+        if "alt" in values:
             raise BadRequest("send alt or alt_text, not both")
-        body["alt"] = body.pop("alt_text")
-    library = _library(request)
-    item = await run_in_threadpool(library.update, request.path_params["id"], body)
-    return json_response({"data": item.as_dict(_base(request))})
+        values["alt"] = values.pop("alt_text")
+    library = _library(call.request)
+    item = await run_in_threadpool(library.update, call.path("id"), values)
+    return json_response({"data": item.as_dict(_base(call.request))})
 
 
-async def delete_media(request: Request) -> Response:
-    require(request, "delete")
-    params = query_params(request)
-    only_params(params, ("force",))
-    svc = services(request)
+@operation(
+    "DELETE",
+    "/api/v1/media/{id}",
+    "deleteMedia",
+    "Delete an item and every file of it",
+    tag="media",
+    scope="delete",
+    path_params=ITEM_PATH,
+    query=DeleteMediaQuery,
+    ok=Answer(204, None, "Deleted"),
+    errors=(409,),
+    description="409 lists the documents that use the image, unless force=true.",
+)
+async def delete_media(call: Call) -> Response:
+    request = call.request
     library = _library(request)
-    item = library.get(request.path_params["id"])
-    if not bool_param(params, "force"):
-        users = await run_in_threadpool(library.references, item, list(svc.index.docs.values()))
+    item = library.get(call.path("id"))
+    if not call.query.force:
+        users = await run_in_threadpool(library.references, item, list(call.services.index.docs.values()))
         if users:
             listed = [{"id": d.id, "type": d.type, "slug": d.slug, "title": d.title} for d in users]
             raise Conflict(
@@ -325,7 +451,7 @@ async def _localize(request: Request, body: dict[str, Any]) -> list[dict[str, An
     library = _library(request)
     base = svc.site.site.base_url.rstrip("/")
 
-    def ingest(data: bytes, filename: str, alt: str) -> MediaItem:
+    def ingest(data: bytes, filename: str, alt: str) -> LibraryItem:
         return library.ingest(data, filename, alt=alt[:500])
 
     new_content, report = await run_in_threadpool(
@@ -342,11 +468,6 @@ async def _localize(request: Request, body: dict[str, Any]) -> list[dict[str, An
 
 
 def routes() -> list[Route]:
-    return [
-        Route("/api/v1/media", list_media, methods=["GET"]),
-        Route("/api/v1/media", upload, methods=["POST"]),
-        Route("/api/v1/media/{id}", get_media, methods=["GET"]),
-        Route("/api/v1/media/{id}", patch_media, methods=["PATCH"]),
-        Route("/api/v1/media/{id}", delete_media, methods=["DELETE"]),
-        Route("/uploads/{path:path}", serve_file, methods=["GET", "HEAD"]),
-    ]
+    # /uploads/ holds the site's files, served like its pages: outside the API and its document.
+    files = Route("/uploads/{path:path}", serve_file, methods=["GET", "HEAD"], include_in_schema=False)
+    return [*routes_of(list_media, upload, get_media, patch_media, delete_media), files]

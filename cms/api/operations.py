@@ -16,14 +16,19 @@ From that one declaration come:
 - the OpenAPI operation (`describe`): parameters, request body and answers from the same models.
 
 Content-type documents keep their data-driven schemas (`_type.yaml` is data): their operations are
-described by api/openapi.py from the site's types.
+declared here like every other, with a `DataShape` (cms/api/docschema.py) in place of a model, which
+describes the body and answer for one content type, and a `Grammar` in place of the query model for
+the list filters, which the handler parses itself after its answer cache. An operation on
+`/content/{type}` is described once per content type of the site.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from starlette.requests import Request
@@ -31,13 +36,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cms.auth import ApiKey
+from cms.config import Site
+from cms.content.index import Index
 from cms.content.query import to_bool, to_int
 from cms.errors import BadRequest, Invalid, Unauthorized
 
-from .http import Services, api_key, query_params, read_json, require, services
+from .http import Services, api_key, public_read, query_params, read_json, require, services
 
 SCOPES = ("read", "write", "delete", "admin")
 ANY_KEY = "any"  # any valid key, whatever its scopes (a key's own status)
+TYPE_PARAM = "{type}"  # content_type= of an operation whose path names the type
 
 
 def _flag(value: Any) -> Any:
@@ -82,12 +90,35 @@ class NoQuery(Shape):
     """An operation that takes no query parameter: any parameter is a 400 naming it."""
 
 
+class DataShape(Protocol):
+    """A shape that is data, not a model: a document of a content type (its `_type.yaml`).
+
+    The route reads such a body as JSON and hands it over as it is: the store checks it against
+    the type. The OpenAPI document asks the shape for its schemas, once per content type."""
+
+    read_by_handler: ClassVar[bool]  # True: the handler reads the body (a multipart upload)
+
+    def request_body(self, spec: SpecContext, type_name: str | None) -> dict[str, Any]:
+        """The `requestBody.content` of an operation: media type -> {schema, example}."""
+        ...
+
+    def answer(self, spec: SpecContext, type_name: str | None, many: bool) -> dict[str, Any]:
+        """The `content` of the success answer: media type -> {schema} (the envelope included)."""
+        ...
+
+
+class Grammar(Protocol):
+    """Query parameters with a grammar of their own (`filters[field][$op]`), parsed by the handler."""
+
+    def parameters(self, spec: SpecContext, type_name: str | None) -> list[dict[str, Any]]: ...
+
+
 @dataclass(frozen=True)
 class Answer:
     """The success answer: its status, the shape of `data` in the envelope, and its headers."""
 
     status: int
-    shape: type[BaseModel] | None  # None: no body (204)
+    shape: type[BaseModel] | DataShape | None  # None: no body (204)
     description: str
     many: bool = False  # `data` is a list of the shape, with `pagination`
     pagination: str = "Count"  # the `pagination` of a list: Count ({total}) or Pagination (pages)
@@ -105,12 +136,16 @@ class Operation:
     tag: str
     scope: str | None  # a scope name, ANY_KEY, or None for a public operation
     ok: Answer
-    query: type[BaseModel] = NoQuery
-    body: type[BaseModel] | None = None
+    query: type[BaseModel] | Grammar = NoQuery
+    body: type[BaseModel] | DataShape | None = None
     errors: tuple[int, ...] = ()  # besides the ones the declaration implies (400, 401/403/429, 422)
     path_params: dict[str, str] = field(default_factory=dict)  # name -> description
     description: str = ""
     example: dict[str, Any] | None = None  # a request body that the tests send and validate
+    content_type: str | None = None  # the documents' type: a name ("posts"), or TYPE_PARAM
+    public: bool = False  # the site's api.public_types may be read without a key
+    headers: tuple[str, ...] = ()  # request headers it reads: If-Match (If-Match?: optional), If-None-Match
+    also: tuple[Answer, ...] = ()  # other successes: 304 Not Modified, 204 for a permanent delete
 
     def implied_errors(self) -> tuple[int, ...]:
         """Every refusal this operation can answer: declared, and implied by its parts."""
@@ -119,8 +154,10 @@ class Operation:
             implied |= {401, 429} | ({403} if self.scope != ANY_KEY else set())
         if self.body is not None:
             implied |= {413, 415, 422}
-        if self.path_params:
+        if self.path_params or self.content_type == TYPE_PARAM:
             implied.add(404)
+        if any(h.startswith("If-Match") for h in self.headers):
+            implied.add(412)
         return tuple(sorted(implied))
 
 
@@ -133,6 +170,7 @@ class Call:
     key: ApiKey | None
     query: Any
     body: Any
+    type_name: str | None = None  # the content type an operation with `content_type` acts on
 
     def path(self, name: str) -> str:
         return str(self.request.path_params[name])
@@ -172,18 +210,38 @@ def routes_of(*handlers: Handler) -> list[Route]:
 
 
 def _route(handler: Handler, op: Operation) -> Route:
+    query_model = op.query if isinstance(op.query, type) else None  # a Grammar: the handler parses it
+    body_model = op.body if isinstance(op.body, type) else None
+    reads_json = op.body is not None and not getattr(op.body, "read_by_handler", False)
+
     async def endpoint(request: Request) -> Response:
-        key = _authorize(request, op.scope)
-        query = parse_query(op.query, query_params(request))
-        body = parse_body(op.body, await read_json(request)) if op.body is not None else None
-        return await handler(Call(request, services(request), key, query, body))
+        svc = services(request)
+        type_name = _content_type(svc, request, op.content_type)
+        key = _authorize(request, op, type_name)
+        query = parse_query(query_model, query_params(request)) if query_model is not None else None
+        body = None
+        if reads_json:
+            body = await read_json(request)
+            if body_model is not None:
+                body = parse_body(body_model, body)
+        return await handler(Call(request, svc, key, query, body, type_name))
 
     endpoint.operation = op  # type: ignore[attr-defined]
     endpoint.__name__ = handler.__name__
     return Route(op.path, endpoint, methods=[op.method])
 
 
-def _authorize(request: Request, scope: str | None) -> ApiKey | None:
+def _content_type(svc: Services, request: Request, declared_type: str | None) -> str | None:
+    """The content type the operation acts on: 404 for an unknown one, 400 for a bad name."""
+    if declared_type is None:
+        return None
+    name = request.path_params["type"] if declared_type == TYPE_PARAM else declared_type
+    svc.store.content_type(name)
+    return name
+
+
+def _authorize(request: Request, op: Operation, type_name: str | None) -> ApiKey | None:
+    scope = op.scope
     if scope is None:
         return None
     if scope == ANY_KEY:
@@ -191,7 +249,9 @@ def _authorize(request: Request, scope: str | None) -> ApiKey | None:
         if key is None:
             raise Unauthorized("send an API key in X-API-Key or Authorization: Bearer")
         return key
-    return require(request, scope)
+    if op.public and type_name is not None:
+        return public_read(request, type_name)
+    return require(request, scope, type_name)
 
 
 # -- inputs ---------------------------------------------------------------------------------
@@ -287,6 +347,31 @@ def _shown(value: Any) -> Any:
 
 
 # -- the OpenAPI side -----------------------------------------------------------------------
+
+
+@dataclass
+class SpecContext:
+    """What describing operations needs: the site, its index, the moment, and the schemas so far."""
+
+    site: Site
+    index: Index
+    now: datetime
+    components: dict[str, dict[str, Any]] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # content type -> component prefix
+    reserved: set[str] = field(default_factory=set)  # names of the shared component schemas
+
+    def prefix(self, type_name: str | None) -> str:
+        """`Posts`, `Products`, `Document` (any type): the component names of a type's documents."""
+        if type_name is None:
+            return "Document"
+        if type_name not in self.names:
+            base = "".join(p[:1].upper() + p[1:] for p in re.split(r"[-_]", type_name) if p) or "Type"
+            name, n = base, 2
+            # A type called `term` or `media-item` must not replace the shared Term or MediaItem.
+            while name in self.names.values() or {name, f"{name}Input", f"{name}Selection"} & self.reserved:
+                name, n = f"{base}{n}", n + 1
+            self.names[type_name] = name
+        return self.names[type_name]
 
 
 class Schemas:

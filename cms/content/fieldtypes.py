@@ -105,6 +105,10 @@ class FieldType:
         """The JSON Schema of a present value, before `required`, null and the annotations."""
         return {}
 
+    def example(self, field: Field) -> Any:
+        """A value `check` accepts, for the API's examples (text: as long as the field allows)."""
+        return "example"[: field.max_length or 7]
+
     def json_schema(self, field: Field, *, for_input: bool) -> dict[str, Any]:
         """The JSON Schema of the field's value: null allowed unless required; label, help, default.
 
@@ -214,6 +218,9 @@ class Number(FieldType):
     aliases = ("float",)
     widget = "number"
 
+    def example(self, field: Field) -> Any:
+        return field.min if field.min is not None else 0
+
     def check(self, value: Any, field: Field) -> list[str]:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return [f"must be a number, got {type_name(value)}"]
@@ -241,11 +248,17 @@ class Integer(Number):
     name = "integer"
     aliases = ("int",)
 
+    def example(self, field: Field) -> Any:
+        return int(field.min) if field.min is not None else 0
+
 
 class Boolean(FieldType):
     name = "boolean"
     aliases = ("bool",)
     widget = "checkbox"
+
+    def example(self, field: Field) -> Any:
+        return True
 
     def check(self, value: Any, field: Field) -> list[str]:
         return [] if isinstance(value, bool) else [f"must be true or false, got {type_name(value)}"]
@@ -257,6 +270,10 @@ class Boolean(FieldType):
 class Date(FieldType):
     name = "date"
     widget = "date"
+
+    def example(self, field: Field) -> Any:
+        return "2026-01-01"
+
     _format = "date"
 
     def check(self, value: Any, field: Field) -> list[str]:
@@ -273,6 +290,10 @@ class Date(FieldType):
 class DateTime(Date):
     name = "datetime"
     widget = "datetime"
+
+    def example(self, field: Field) -> Any:
+        return "2026-01-01T09:00:00Z"
+
     _format = "date-time"
 
 
@@ -280,6 +301,9 @@ class Select(FieldType):
     name = "select"
     aliases = ("enum",)
     widget = "select"
+
+    def example(self, field: Field) -> Any:
+        return field.options[0] if field.options else None
 
     def check(self, value: Any, field: Field) -> list[str]:
         return [] if value in field.options else [f"must be one of {', '.join(map(str, field.options))}"]
@@ -294,6 +318,9 @@ class List(FieldType):
     name = "list"
     aliases: ClassVar[tuple[str, ...]] = ("array",)
     widget = "list"
+
+    def example(self, field: Field) -> Any:
+        return ["example"]
 
     def check(self, value: Any, field: Field) -> list[str]:
         if not isinstance(value, list):
@@ -332,6 +359,9 @@ class Json(FieldType):
     name = "json"
     aliases = ("object",)
     widget = "json"
+
+    def example(self, field: Field) -> Any:
+        return {}
 
 
 # In the order docs/content-format.md lists them.

@@ -121,12 +121,18 @@ def test_refusals_leave_uploads_unchanged(
         {"filename": "a.jpg", "data": "not base64!!"},
         {"filename": "a.jpg", "data": "QUJD=QUJD"},
         {"filename": "a.jpg", "data": "data:image/png,raw"},
-        {"filename": "a.jpg", "data": "QUJD", "extra": 1},
     ],
 )
 def test_bad_json_bodies_are_400(writer: TestClient, svc: Services, body: dict[str, Any]) -> None:
     before = snapshot(svc.site.uploads_dir)
     assert_error(upload_json(writer, body), 400, "BAD_REQUEST")
+    assert snapshot(svc.site.uploads_dir) == before
+
+
+def test_an_unknown_field_of_a_json_upload_is_a_422_naming_it(writer: TestClient, svc: Services) -> None:
+    before = snapshot(svc.site.uploads_dir)
+    error = assert_error(upload_json(writer, {"data": "QUJD", "extra": 1, "alt": 5}), 422, "VALIDATION_ERROR")
+    assert error["details"] == {"extra": ["is not a known setting"], "alt": ["must be a string"]}
     assert snapshot(svc.site.uploads_dir) == before
 
 
@@ -269,7 +275,8 @@ def test_delete_refuses_while_a_post_uses_the_image(
     assert snapshot(svc.site.uploads_dir) == before
     assert_error(deleter.get(f"/api/v1/media/{item['id']}"), 404, "NOT_FOUND")
     assert [e.name for e in events if e.name.startswith("media.")] == ["media.uploaded", "media.deleted"]
-    assert_error(deleter.delete(f"/api/v1/media/{item['id']}?force=maybe"), 404, "NOT_FOUND")
+    # The query is read before the item is looked up: a bad flag is a 400 whatever the item.
+    assert_error(deleter.delete(f"/api/v1/media/{item['id']}?force=maybe"), 400, "BAD_REQUEST")
 
 
 # -- /uploads/ -----------------------------------------------------------------------------------
