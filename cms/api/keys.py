@@ -24,6 +24,13 @@ from .operations import ANY_KEY, Answer, Call, Shape, comma_list, operation, rou
 ScopeName = Literal["read", "write", "delete", "admin"]
 assert set(ScopeName.__args__) == set(SCOPES)  # type: ignore[attr-defined]  # one list of scopes
 
+# The two spellings of a key's scopes: a list, or the same list as a comma-separated string.
+_ONE_SCOPE = r"\s*(read|write|delete|admin)\s*"
+ScopesInput = (
+    Annotated[list[ScopeName], Field(min_length=1)] | Annotated[str, Field(pattern=f"^{_ONE_SCOPE}(,{_ONE_SCOPE})*$")]
+)
+NON_BLANK = r"\S"
+
 TAG = "api-keys"
 DEFAULT_SCOPES: tuple[ScopeName, ...] = ("read",)
 KEY_ID = {"id": "Key id (12 characters, the part after cms_)"}
@@ -61,14 +68,13 @@ class KeyStatus(ApiKey):
 class ApiKeyInput(Shape):
     """A new key: who uses it, what it may do, until when."""
 
-    name: str = Field(min_length=1, max_length=100)
-    scopes: Annotated[list[ScopeName], BeforeValidator(comma_list, json_schema_input_type=list[ScopeName] | str)] = (
-        Field(
-            default_factory=lambda: list(DEFAULT_SCOPES),
-            min_length=1,
-            description="write and delete include read; admin includes everything (default [read]); "
-            "a comma-separated string is read as a list",
-        )
+    # Not blank: Keys.create finds no name in one made of spaces.
+    name: str = Field(min_length=1, max_length=100, json_schema_extra={"pattern": NON_BLANK})
+    scopes: Annotated[list[ScopeName], BeforeValidator(comma_list, json_schema_input_type=ScopesInput)] = Field(
+        default_factory=lambda: list(DEFAULT_SCOPES),
+        min_length=1,
+        description="write and delete include read; admin includes everything (default [read]); "
+        "a comma-separated string is read as a list",
     )
     expires_at: Annotated[str, Field(json_schema_extra={"format": "date-time"})] | None = Field(
         None, description="When the key stops working (a time without an offset is in the site's timezone)"

@@ -56,7 +56,7 @@ ERROR_TEXT = {
     401: "Missing, unknown, disabled or expired API key",
     403: "The key lacks the scope (or the content type) this operation needs",
     404: "No such document, type, term, key or taxonomy",
-    409: "Conflict: slug or name taken, not in the trash, built in, or still has documents/children",
+    409: "Conflict: slug, name or unique value taken, not in the trash, built in, or still has documents/children",
     412: "If-Match does not match the current version (the current ETag is in details and the ETag header)",
     413: "The request body is larger than api.max_json_bytes",
     414: "The query string is longer than api.max_query_bytes",

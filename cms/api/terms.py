@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from functools import partial
 from typing import Any, Literal
+from urllib.parse import quote
 
 from pydantic import ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -18,6 +19,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cms.content.index import Index
+from cms.content.limits import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS
+from cms.content.store import TERM_READ_ONLY
 from cms.errors import NotFound
 
 from .http import json_response, services
@@ -67,23 +70,40 @@ class Term(Shape):
     )
 
 
+def _closed(schema: dict[str, Any]) -> None:
+    """The published schema is closed, as the store is: a key that is not a setting is a 422.
+
+    The keys a GET shows are documented, as ignored; the model itself stays open, so the store
+    reports a misspelt key together with the other problems (an unknown parent and it in one 422)."""
+    schema["additionalProperties"] = False
+    properties = schema.setdefault("properties", {})
+    for key in TERM_READ_ONLY:
+        properties.setdefault(key, {"description": "Read-only (as a GET shows it): ignored"})
+
+
 class TermInput(Shape):
-    """A term's settings (only the keys sent change); ignored: id, post_count, count, children, url; others: 422."""
+    """A term's settings (only the keys sent change); what a GET shows besides is ignored; others: 422."""
 
-    # Open: a key that is not a setting is reported by the store together with the other problems
-    # (an unknown parent and a misspelt key in one 422).
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=_closed)
 
-    name: str | None = Field(None, description="Display name (required on create)")
-    slug: str | None = Field(None, description="On create; from the name when absent")
-    description: str | None = None
+    name: str | None = Field(
+        None, description="Display name (required on create)", json_schema_extra={"maxLength": MAX_TITLE_CHARS}
+    )
+    slug: str | None = Field(
+        None,
+        description="On create; from the name when absent. A slug: lower-case (unicode) letters and digits with"
+        " '-' or '_' inside, at most 200 UTF-8 bytes; 400 otherwise",
+        json_schema_extra={"format": "slug"},
+    )
+    description: str | None = Field(None, json_schema_extra={"maxLength": MAX_DESCRIPTION_CHARS})
     parent: str | None = Field(None, description="Slug of an existing term (no cycles)")
 
 
 class NewTerm(TermInput):
     """A term to create: its name is required."""
 
-    name: str = Field(description="Display name")
+    # Not blank: the store finds no name in one made of spaces.
+    name: str = Field(description="Display name", json_schema_extra={"maxLength": MAX_TITLE_CHARS, "pattern": r"\S"})
 
 
 class Author(Shape):
@@ -184,7 +204,8 @@ def _term_operations(fixed: str | None, singular: str, plural: str) -> list[Hand
         return json_response(
             {"data": term_dict(svc.index, term, counts, base_url=svc.site.site.base_url)},
             201,
-            headers={"Location": f"/api/v1/taxonomies/{taxonomy}/{term.slug}"},
+            # A slug may be any unicode letters; a header holds ASCII: percent-encoded (RFC 3986).
+            headers={"Location": f"/api/v1/taxonomies/{quote(taxonomy)}/{quote(term.slug)}"},
         )
 
     @declare(

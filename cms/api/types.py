@@ -82,7 +82,11 @@ def _fields_form(value: Any) -> str:
 # A list of fields, or a {name: {...}} map as in _type.yaml: kept in the form it was sent, since
 # the form is written back into the file.
 Fields = Annotated[
-    Annotated[list[FieldInput], Tag("list")] | Annotated[dict[FieldName, FieldSettings | None], Tag("map")],
+    Annotated[list[FieldInput], Tag("list")]
+    # Closed: a key that is not a field name is refused, not ignored (patternProperties alone would allow it).
+    | Annotated[
+        dict[FieldName, FieldSettings | None], Tag("map"), Field(json_schema_extra={"additionalProperties": False})
+    ],
     Discriminator(_fields_form),
 ]
 

@@ -263,11 +263,13 @@ class Index:
                     self._touch(None)
                 elif loc.kind == "term":
                     old_term = self.term_files.pop(rel, None)
-                    if old_term:
-                        self.terms.get(old_term[0], {}).pop(old_term[1], None)
                     self.problems.pop(rel, None)
                     if (self.root / rel).exists():
                         self._load_term(rel, loc)
+                    # Replaced in place, removed only if it is gone or moved: a reader without the
+                    # lock (a request, the write that made this change) never sees the term missing.
+                    if old_term and self.term_files.get(rel) != old_term:
+                        self.terms.get(old_term[0], {}).pop(old_term[1], None)
                     self._touch(None)
                 else:
                     change = self._refresh_document(rel, loc)

@@ -429,9 +429,19 @@ def test_documents_are_validated_against_their_schema(writer: TestClient) -> Non
 
 
 def test_schema_unique_field_is_enforced(writer: TestClient) -> None:
+    """A value another document holds conflicts with it (409): the request itself is well formed."""
     body = {"title": "P", "content": "", "price": 1, "sku": "CC-KEN-250"}
+    error = assert_error(writer.post("/api/v1/content/products", json=body), 409, "CONFLICT")
+    assert list(error["details"]) == ["sku"] and "already has it" in error["details"]["sku"][0]
+    patched = {"sku": "CC-KEN-250"}
+    other = data(writer.post("/api/v1/content/products", json={**body, "sku": "NEW-2"}))["id"]
+    assert_error(writer.patch(f"/api/v1/content/products/{other}", json=patched), 409, "CONFLICT")
+
+
+def test_a_taken_unique_value_is_one_of_the_problems_of_a_bad_body(writer: TestClient) -> None:
+    body = {"title": "P", "content": "", "price": "cheap", "sku": "CC-KEN-250"}
     error = assert_error(writer.post("/api/v1/content/products", json=body), 422, "VALIDATION_ERROR")
-    assert list(error["details"]) == ["sku"]
+    assert set(error["details"]) == {"price", "sku"}
 
 
 def test_schema_defaults_fill_missing_fields(writer: TestClient) -> None:

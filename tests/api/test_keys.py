@@ -151,6 +151,17 @@ def test_create_key_with_bad_settings_is_422(admin: TestClient, body: dict[str, 
     assert len(data(admin.get(KEYS))) == count
 
 
+def test_the_published_key_input_says_which_names_and_scopes_are_refused(admin: TestClient) -> None:
+    """What the schema allows is issued, what it does not is a 422: a blank name, no scope, a stray comma."""
+    schema = admin.get("/api/v1/openapi.json").json()["components"]["schemas"]["ApiKeyInput"]["properties"]
+    assert schema["name"]["pattern"] == r"\S"
+    listed, text = schema["scopes"]["anyOf"]
+    assert listed["minItems"] == 1 and text["pattern"].startswith("^")
+    assert issue(admin, scopes=" read , write")["scopes"] == ["read", "write"]
+    for body in ({"name": "  "}, {"name": "x", "scopes": ""}, {"name": "x", "scopes": "read,"}):
+        assert_error(admin.post(KEYS, json=body), 422, "VALIDATION_ERROR")
+
+
 def test_get_key(admin: TestClient) -> None:
     key = issue(admin)
     got = data(admin.get(f"{KEYS}/{key['id']}"))

@@ -85,6 +85,14 @@ def test_create_category_writes_a_term_file(writer: TestClient, site: Site) -> N
     assert "cold-drinks" in data(writer.get("/api/v1/categories/brewing"))["children"]
 
 
+def test_a_unicode_slug_is_percent_encoded_in_the_location(writer: TestClient) -> None:
+    """A header holds ASCII only: a slug of other letters was a 500 (latin-1 cannot encode it)."""
+    response = writer.post("/api/v1/tags", json={"name": "手冲 咖啡"})
+    assert response.status_code == 201, response.text
+    assert response.headers["Location"] == "/api/v1/taxonomies/tags/%E6%89%8B%E5%86%B2-%E5%92%96%E5%95%A1"
+    assert data(writer.get(response.headers["Location"]))["name"] == "手冲 咖啡"
+
+
 def test_create_category_twice_is_409(writer: TestClient) -> None:
     assert_error(writer.post("/api/v1/categories", json={"name": "Brewing"}), 409, "CONFLICT")
 
@@ -115,6 +123,38 @@ def test_category_parent_cycle_is_422(writer: TestClient) -> None:
 
 def test_update_unknown_category_is_404(writer: TestClient) -> None:
     assert_error(writer.patch("/api/v1/categories/nope", json={"description": "x"}), 404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize("slug", ["Brewing", "-x-", "%F0%B5%8F%92", "con", "a%01b"])
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+def test_update_of_a_slug_no_term_can_have_is_404_as_its_get(writer: TestClient, method: str, slug: str) -> None:
+    """A path's slug is looked up: one no term could have is not found, as GET and DELETE say (not a 400)."""
+    assert_error(writer.get(f"/api/v1/tags/{slug}"), 404, "NOT_FOUND")
+    for path in (f"/api/v1/categories/{slug}", f"/api/v1/taxonomies/tags/{slug}"):
+        assert_error(writer.request(method, path, json={"description": "x"}), 404, "NOT_FOUND")
+
+
+def test_the_published_term_input_is_closed_like_the_store(anon: TestClient, writer: TestClient) -> None:
+    """A key that is not a setting is a 422, so the schema allows no other keys; those a GET shows are ignored."""
+    schemas = anon.get("/api/v1/openapi.json").json()["components"]["schemas"]
+    for name in ("TermInput", "NewTerm"):
+        assert schemas[name]["additionalProperties"] is False
+        assert {
+            "name",
+            "slug",
+            "description",
+            "parent",
+            "id",
+            "taxonomy",
+            "post_count",
+            "count",
+            "children",
+            "url",
+        } == set(schemas[name]["properties"])
+    assert schemas["NewTerm"]["properties"]["name"]["pattern"] == r"\S"  # a name of spaces is no name
+    shown = data(writer.get("/api/v1/categories/espresso"))
+    assert data(writer.patch("/api/v1/categories/espresso", json=shown))["name"] == shown["name"]
+    assert_error(writer.post("/api/v1/categories", json={"name": "   "}), 422, "VALIDATION_ERROR")
 
 
 def test_delete_category_removes_its_file(deleter: TestClient, writer: TestClient, site: Site) -> None:

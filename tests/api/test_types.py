@@ -63,6 +63,18 @@ def test_create_type_with_a_bad_schema_is_422(admin: TestClient, site: Site) -> 
     assert not (site.content_dir / "bad").exists()
 
 
+def test_a_fields_map_publishes_that_its_keys_are_field_names(admin: TestClient) -> None:
+    """A key of a fields map that is not a field name is refused, so the schema allows no other key."""
+    schemas = admin.get("/api/v1/openapi.json").json()["components"]["schemas"]
+    for name in ("NewContentType", "ContentTypeInput"):
+        listed, mapped = schemas[name]["properties"]["fields"]["anyOf"][0]["oneOf"]
+        assert mapped["additionalProperties"] is False and list(mapped["patternProperties"]) == [
+            r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+        ]
+    body = {"name": "bad", "fields": {"no good": {"type": "text"}}}
+    assert "fields" in assert_error(admin.post(TYPES, json=body), 422, "VALIDATION_ERROR")["details"]
+
+
 def test_taxonomy_folders_are_not_types(admin: TestClient) -> None:
     assert_error(admin.post(TYPES, json={"name": "tags"}), 400, "BAD_REQUEST")
 

@@ -460,6 +460,32 @@ def test_refresh_terms_and_types(small: tuple[Site, Index]) -> None:
     assert "events" not in index.types
 
 
+def test_a_term_file_refreshed_in_place_is_never_missing_from_the_index(
+    small: tuple[Site, Index], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request reads index.terms without the lock while the watcher refreshes the file a write
+    just replaced: the term must be there all along (it was popped, then read again: a KeyError)."""
+    site, index = small
+    (site.content_dir / "categories").mkdir()
+    path = site.content_dir / "categories/new.md"
+    path.write_text("---\nname: New\n---\n", encoding="utf-8")
+    index.refresh(["categories/new.md"])
+    present_while_reading: list[bool] = []
+    load = index._load_term
+
+    def reading(rel: str, loc: Location) -> None:
+        present_while_reading.append("new" in index.terms["categories"])
+        load(rel, loc)
+
+    monkeypatch.setattr(index, "_load_term", reading)
+    path.write_text("---\nname: Newer\n---\n", encoding="utf-8")
+    index.refresh(["categories/new.md"])
+    assert present_while_reading == [True] and index.terms["categories"]["new"].name == "Newer"
+    path.write_text("---\nname: Moved\nslug: moved\n---\n", encoding="utf-8")
+    index.refresh(["categories/new.md"])
+    assert "new" not in index.terms["categories"] and index.terms["categories"]["moved"].name == "Moved"
+
+
 def test_change_fields_for_body_only_edit(small: tuple[Site, Index]) -> None:
     site, index = small
     path = site.content_dir / "posts/keep.md"

@@ -497,7 +497,6 @@ VALID_PRODUCT = {"title": "Thing", "price": 10, "sku": "NEW-1"}
         ("products", {**VALID_PRODUCT, "price": -1}, "price", ">= 0"),
         ("products", {**VALID_PRODUCT, "in_stock": "yes"}, "in_stock", "true or false"),
         ("products", {**VALID_PRODUCT, "weight_grams": 2.5}, "weight_grams", "integer"),
-        ("products", {**VALID_PRODUCT, "sku": "CC-KEN-250"}, "sku", "unique"),
         ("products", {**VALID_PRODUCT, "sku": "X" * 33}, "sku", "at most 32"),
         ("products", {**VALID_PRODUCT, "roast": "burnt"}, "roast", "light, medium, dark"),
         ("products", {"title": "Thing", "sku": "NEW-1"}, "price", "required"),
@@ -513,6 +512,14 @@ def test_validation_details_per_field(
         store.create(type_name, {"title": "Check", **values})
     assert any(needle in m for m in info.value.details[field]), info.value.details
     assert info.value.code == "VALIDATION_ERROR"
+    assert snapshot(store.site.root) == before
+
+
+def test_a_taken_unique_value_alone_is_a_conflict_and_writes_nothing(store: Store) -> None:
+    before = snapshot(store.site.root)
+    with pytest.raises(Conflict) as info:
+        store.create("products", {"title": "Check", **VALID_PRODUCT, "sku": "CC-KEN-250"})
+    assert list(info.value.details) == ["sku"] and "unique" in info.value.details["sku"][0]
     assert snapshot(store.site.root) == before
 
 
