@@ -37,13 +37,10 @@ from cms.media.item import MAX_TEXT
 from .http import Services, json_response, paging_headers, read_json, services
 from .operations import Answer, Call, Flag, Integer, Schemas, Shape, SpecContext, operation, parse_body, routes_of
 
-MULTIPART_FIELDS = ("image", "file", "alt", "alt_text", "caption", "credit", "folder", "filename")
-JSON_FIELDS = ("filename", "data", "alt", "alt_text", "caption", "credit", "folder")
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/avif")
 IMMUTABLE = "public, max-age=31536000, immutable"  # derivatives: a new upload gets new names
 ORIGINAL = "public, max-age=3600"  # originals: short, a person may replace one by hand
 MAX_PART = 64 * 1024
-Text = Field(None, max_length=MAX_TEXT)
 
 
 class MediaItem(Shape):
@@ -75,35 +72,33 @@ class MediaInput(Shape):
 
     alt: str | None = Field(None, max_length=MAX_TEXT, description="Alternative text")
     alt_text: str | None = Field(None, max_length=MAX_TEXT, description="Same as alt")
-    caption: str | None = Text
-    credit: str | None = Text
+    caption: str | None = Field(None, max_length=MAX_TEXT)
+    credit: str | None = Field(None, max_length=MAX_TEXT)
 
 
-class MediaUpload(Shape):
+class _NewItem(MediaInput):
+    """What an upload may say besides the image: its texts, its name and its folder."""
+
+    filename: str | None = Field(None, description="Original file name (its stem names the files)")
+    folder: str | None = Field(None, description="Folder under uploads/ (default media.folder_pattern)")
+
+
+class MediaUpload(_NewItem):
     """An image sent as JSON: base64 `data` (or a data: URL) and its texts."""
 
     data: str = Field(
         min_length=1, description="The image, base64 or a data: URL", json_schema_extra={"contentEncoding": "base64"}
     )
-    filename: str | None = Field(None, description="Original file name (its stem names the files)")
-    folder: str | None = Field(None, description="Folder under uploads/ (default media.folder_pattern)")
-    alt: str | None = Field(None, max_length=MAX_TEXT, description="Alternative text")
-    alt_text: str | None = Field(None, max_length=MAX_TEXT, description="Same as alt")
-    caption: str | None = Text
-    credit: str | None = Text
 
 
-class MediaUploadForm(Shape):
+class MediaUploadForm(_NewItem):
     """An image sent as multipart/form-data: the file in `image` (or `file`) and its texts."""
 
     image: bytes | None = Field(None, description="The image file", json_schema_extra={"format": "binary"})
     file: bytes | None = Field(None, description="Same as image", json_schema_extra={"format": "binary"})
-    filename: str | None = Field(None, description="Original file name (its stem names the files)")
-    folder: str | None = Field(None, description="Folder under uploads/ (default media.folder_pattern)")
-    alt: str | None = Field(None, max_length=MAX_TEXT, description="Alternative text")
-    alt_text: str | None = Field(None, max_length=MAX_TEXT, description="Same as alt")
-    caption: str | None = Text
-    credit: str | None = Text
+
+
+MULTIPART_FIELDS = tuple(MediaUploadForm.model_fields)
 
 
 class LocalizedImage(Shape):
@@ -228,16 +223,21 @@ async def _multipart(request: Request, max_bytes: int) -> dict[str, Any]:
         data = await part.read(max_bytes + 1)
         if len(data) > max_bytes:
             raise PayloadTooLarge(f"the image is larger than {max_bytes} bytes")
-        texts = {k: form.get(k) for k in ("alt", "alt_text", "caption", "credit", "folder", "filename")}
-        if any(v is not None and not isinstance(v, str) for v in texts.values()):
+        texts = {k: form.get(k) for k in _NewItem.model_fields if form.get(k) is not None}
+        if any(not isinstance(v, str) for v in texts.values()):
             raise BadRequest("only the image field may be a file")
+    return _fields(data, parse_body(_NewItem, texts), part.filename)
+
+
+def _fields(data: bytes, given: _NewItem, sent_name: str | None = None) -> dict[str, Any]:
+    """What the library's ingest takes, from the image and the texts of either kind of upload."""
     return {
         "data": data,
-        "filename": texts["filename"] or part.filename or "image",
-        "alt": texts["alt"] or texts["alt_text"] or "",
-        "caption": texts["caption"] or "",
-        "credit": texts["credit"] or "",
-        "folder": texts["folder"] or None,
+        "filename": given.filename or sent_name or "image",
+        "alt": given.alt or given.alt_text or "",  # alt_text is the other spelling
+        "caption": given.caption or "",
+        "credit": given.credit or "",
+        "folder": given.folder or None,
     }
 
 
@@ -257,14 +257,7 @@ def _from_json(body: dict[str, Any], max_bytes: int) -> dict[str, Any]:
         raise BadRequest("data is not valid base64") from None
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"the image is larger than {max_bytes} bytes")
-    return {
-        "data": data,
-        "filename": upload.filename or "image",
-        "alt": upload.alt_text or upload.alt or "",
-        "caption": upload.caption or "",
-        "credit": upload.credit or "",
-        "folder": upload.folder or None,
-    }
+    return _fields(data, upload)
 
 
 # -- read, edit, delete --------------------------------------------------------------------------
