@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from cms.config import Site
 from cms.content.index import Index
@@ -42,6 +42,30 @@ RELOAD_JS = b"""// cms serve live reload: reload this tab when the preview was r
 """
 _DEBOUNCE_S = 0.05
 FIRST_BUILD_WAIT_S = 120.0  # a page asked for during the first build waits for it, this long at most
+
+
+def is_site_path(rel: str) -> bool:
+    """Whether the website may answer for the path `rel` (without its leading "/"): never for the
+    API's paths nor for uploads/.
+
+    Those belong to the API app beside the preview in `cms serve` (uploads/ files are served there,
+    images only), which answers them as the API declares them: its 405 with `Allow`, its JSON 404."""
+    return not (rel == "api" or rel.startswith(("api/", "uploads/")))
+
+
+class SiteRoute(Route):
+    """A route of the website: it matches no path that `is_site_path` refuses.
+
+    Refused while routing, not by the page handler: a route that matched an API path would take a GET
+    on a POST-only endpoint (the preview's 404 where the API says 405) and add GET and HEAD to the
+    `Allow` of every API path (errors.allowed_methods asks each route whether the path is its own)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        # (only the catch-all `/{path:path}` can match such a path; its `path` is the whole of it)
+        if match is not Match.NONE and not is_site_path(child_scope["path_params"].get("path", "")):
+            return Match.NONE, {}
+        return match, child_scope
 
 
 class Preview:
@@ -169,9 +193,7 @@ class Preview:
     # -- HTTP ------------------------------------------------------------------------------------
     async def page(self, request: Request) -> Response:
         self._loop = asyncio.get_running_loop()
-        rel = request.path_params.get("path", "")
-        if rel == "api" or rel.startswith(("api/", "uploads/")):
-            raise HTTPException(404)  # API answers keep the JSON error envelope
+        rel = request.path_params.get("path", "")  # (never the API's: see SiteRoute)
         # Polled on the event loop, not waited for in a thread: a shutdown cancels this request at
         # once, where a thread blocked in wait() would hold the loop's closing for the whole wait.
         deadline = time.monotonic() + FIRST_BUILD_WAIT_S
@@ -237,10 +259,11 @@ class Preview:
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     def routes(self) -> list[Route]:
-        """The site's pages and the live reload: the website, so not part of the API's OpenAPI document."""
+        """The site's pages and the live reload: the website, so not part of the API's OpenAPI document,
+        and never matching an API path (see SiteRoute), though `cms serve` puts them in the API's router."""
         return [
-            Route("/_cms/livereload.js", self.reload_script, methods=["GET"], include_in_schema=False),
-            Route("/_cms/livereload", self.events, methods=["GET"], include_in_schema=False),
-            Route("/", self.page, methods=["GET", "HEAD"], include_in_schema=False),
-            Route("/{path:path}", self.page, methods=["GET", "HEAD"], include_in_schema=False),
+            SiteRoute("/_cms/livereload.js", self.reload_script, methods=["GET"], include_in_schema=False),
+            SiteRoute("/_cms/livereload", self.events, methods=["GET"], include_in_schema=False),
+            SiteRoute("/", self.page, methods=["GET", "HEAD"], include_in_schema=False),
+            SiteRoute("/{path:path}", self.page, methods=["GET", "HEAD"], include_in_schema=False),
         ]

@@ -101,7 +101,7 @@ class Background:
 
 
 def add_preview(app: Starlette, *, drafts: bool) -> Any:
-    """Serve the live preview at / (after every API route)."""
+    """Serve the live preview at / (after every API route; its routes match no API path)."""
     from cms.preview import Preview
 
     svc = app.state.services

@@ -15,7 +15,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from cms import errors
 
@@ -102,10 +102,11 @@ def allowed_methods(request: Request) -> list[str]:
     """Every method some route of the app answers on this path (RFC 9110: Allow lists them all).
 
     Starlette's own 405 names only the methods of the first route whose path matched, and a path
-    often has one route per method."""
+    often has one route per method. Each route is asked as the router asks it (`matches`), so a
+    route that declines a path (the preview's pages decline the API's) adds nothing to its Allow."""
     methods: set[str] = set()
     for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods and route.path_regex.match(request.scope["path"]):
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
             methods |= route.methods
     return sorted(methods)
 

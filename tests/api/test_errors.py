@@ -5,6 +5,7 @@ must get. For every row nothing outside content/ and .cms/ changes, content/ its
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from cms.api.app import api_routes
 from cms.api.http import Services
 from cms.config import Site
 
@@ -305,3 +307,67 @@ def test_a_405_allows_every_method_the_path_has(anon: TestClient) -> None:
         allowed = {m.strip() for m in answer.headers["allow"].split(",")}
         assert allowed - {"HEAD"} == documented, path
         assert answer.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+# -- the API beside the preview, as `cms serve` runs them ------------------------------------------
+
+
+@pytest.fixture
+def served(app: Starlette) -> Iterator[TestClient]:
+    """A client of the app `cms serve` runs: the API with the preview's routes after its own."""
+    from cms.serve import add_preview
+
+    preview = add_preview(app, drafts=False)
+    preview.rebuild()  # (what its thread does at start: the site pages exist)
+    yield client(app)
+    preview.stop()
+
+
+def concrete(template: str) -> str:
+    """A request path for a route's path template: every parameter filled with `z`."""
+    return re.sub(r"\{[^}]+\}", "z", template)
+
+
+def test_beside_the_preview_every_api_path_allows_what_the_api_declares(served: TestClient) -> None:
+    # The preview's catch-all GET/HEAD route used to match every /api/ path: a GET on a POST-only
+    # endpoint got the preview's 404, and every 405 of the API listed GET and HEAD in its Allow.
+    declared: dict[str, set[str]] = {}
+    for route in api_routes():
+        declared.setdefault(concrete(route.path), set()).update(route.methods or ())
+    assert "/api/v1/webhook/trigger" in declared and len(declared) > 40
+    for path, methods in declared.items():
+        assert ("HEAD" in methods) == ("GET" in methods), path
+        for wrong in ("OPTIONS", *({"GET", "DELETE"} - methods)):
+            answer = served.request(wrong, path)
+            assert_error(answer, 405, "METHOD_NOT_ALLOWED")
+            assert answer.headers["allow"] == ", ".join(sorted(methods)), (wrong, path)
+
+
+def test_beside_the_preview_post_only_paths_answer_405_allow_post(served: TestClient) -> None:
+    for method in ("OPTIONS", "DELETE", "GET", "HEAD"):
+        answer = served.request(method, f"/api/v1/posts/{PUBLISHED}/publish")
+        assert answer.status_code == 405, method
+        assert answer.headers["allow"] == "POST", method
+    assert_error(served.get("/api/v1/webhook/trigger"), 405, "METHOD_NOT_ALLOWED")
+    assert served.get("/api/v1/webhook/trigger").headers["allow"] == "POST"
+
+
+def test_beside_the_preview_unknown_api_paths_get_the_api_404(served: TestClient) -> None:
+    for path in ("/api/v1/nope", "/api", "/api/", "/api/v1/posts/x/nope", "/api/v2/posts"):
+        answer = served.get(path)
+        assert_error(answer, 404, "NOT_FOUND")
+        assert answer.json()["error"]["message"] == "no such endpoint", path
+
+
+def test_beside_the_api_the_site_pages_are_the_preview_s(served: TestClient) -> None:
+    page = served.get(f"/posts/{PUBLISHED}/")
+    assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
+    assert '<script src="/_cms/livereload.js" defer></script>' in page.text
+    assert served.head(f"/posts/{PUBLISHED}/").status_code == 200
+    assert served.get("/").status_code == 200
+    assert served.get("/_cms/livereload.js").headers["content-type"].startswith("text/javascript")
+    for path in ("/nope/", "/apiary/", "/api-docs"):  # (only /api and what is under it is the API's)
+        missing = served.get(path)
+        assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html"), path
+    wrong = served.post(f"/posts/{PUBLISHED}/")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, HEAD"
