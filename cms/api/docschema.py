@@ -17,13 +17,15 @@ from cms.content.docfields import DOC_FIELDS
 from cms.content.fieldtypes import FIELD_TYPE_CLASSES
 from cms.content.limits import MAX_ITEM_CHARS, MAX_LIST_ITEMS, MAX_TITLE_CHARS
 from cms.content.model import BASE_KEYS, ContentType, Field, Status
+from cms.content.names import FIELD_NAME_PATTERN, FIELD_PATH, TYPE_NAME_PATTERN
 from cms.content.query import OPERATORS, PARAMS
+from cms.content.query.params import FIELDS_PATTERN, SORT_PATTERN
 from cms.content.store import STATUS_INPUTS
 
 from .media import LocalizedImage
 from .operations import Schemas, SpecContext
 
-TYPE_NAME = "^[a-z][a-z0-9_-]{0,63}$"  # cms.content.names.check_type_name (device names also refused)
+TYPE_NAME = TYPE_NAME_PATTERN  # cms.content.names.check_type_name, device names refused too
 _BOOL = {"type": "boolean"}
 _TEXT = {"type": "string"}
 _STRINGS = {"type": "array", "items": {"type": "string"}}
@@ -90,10 +92,9 @@ class DocumentBody:
         # nullable property with a narrower one, and drop the operation).
         schema = input_schema(ctype)
         props = schema["properties"]
-        props["title"] = {**props["title"], "type": "string"}
+        props["title"] = {**props["title"], "type": "string", "minLength": 1}
         schema["required"] = ["title", "content"] if builtin or self.kind == "replace" else ["title"]
-        if "content" in schema["required"]:
-            props["content"] = {**props["content"], "type": "string"}
+        props["content"] = {**props["content"], "type": "string"}  # null: only a PATCH's "unchanged"
         fields = [f for f in (ctype.fields if ctype else ()) if f.required and f.name not in BASE_KEYS]
         # Schema defaults fill fields left out of a create; a replace must give every required field.
         needed = [f.name for f in fields if self.kind == "replace" or f.default is None]
@@ -159,6 +160,8 @@ def _data_schema(ctype: ContentType | None, *, for_input: bool) -> dict[str, Any
         "type": "object",
         "properties": {f.name: field_schema(f, for_input=for_input) for f in shown},
     }
+    if for_input:
+        schema["propertyNames"] = {"pattern": FIELD_NAME_PATTERN}
     if for_input and not open_keys:
         schema["additionalProperties"] = False
         schema["description"] = "Values of the type's fields; null removes one"
@@ -195,6 +198,7 @@ def input_schema(ctype: ContentType | None) -> dict[str, Any]:
         "content": {"type": ["string", "null"], "description": "Markdown body (null on PATCH: unchanged)"},
         "slug": {
             "type": ["string", "null"],
+            "format": "slug",  # cms.content.names.check_slug: lower case, NFC, no dot segments
             "maxLength": 200,
             "description": "Lower-case letters, digits and '-'; from the title when absent; a new one renames",
         },
@@ -218,6 +222,7 @@ def input_schema(ctype: ContentType | None) -> dict[str, Any]:
     label = f"a {ctype.name} document" if ctype else "a document"
     return {
         "type": "object",
+        "propertyNames": {"pattern": FIELD_NAME_PATTERN},
         "description": (
             f"Values of {label}. Also accepted: the spellings date/summary/category/image/meta_title..., "
             "read-only fields sent back from a GET (ignored)"
@@ -267,15 +272,28 @@ QUERY_SCHEMAS: dict[str, tuple[dict[str, Any], str]] = {
     "author": (_TEXT, "An author slug"),
     "search": ({"type": "string", "maxLength": 500}, "Full-text search (bm25 ranking, items carry a snippet)"),
     "q": ({"type": "string", "maxLength": 500}, "Same as search (search wins)"),
-    "order_by": (_TEXT, "Sort by this field first; descending unless order=asc"),
+    "order_by": (
+        {"type": "string", "pattern": f"^{FIELD_PATH}$"},
+        "Sort by this field first; descending unless order=asc",
+    ),
     "order": ({"enum": ["asc", "desc"]}, "Direction for order_by; alone it sorts by published_at"),
-    "sort": (_TEXT, "Comma-separated sort fields, `-field` or `field:desc` descending"),
+    "sort": (
+        {"type": "string", "pattern": SORT_PATTERN},
+        "Comma-separated sort fields, `-field` or `field:desc` descending",
+    ),
     "filters": (
-        {"type": "object", "additionalProperties": {"type": "string"}},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": f"^{FIELD_PATH}$"},
+            "additionalProperties": {"type": "string"},
+        },
         "Field filters in bracket form: `filters[field]=value` ($eq), `filters[field][$op]=value`, "
         f"`filters[$or][0][field][$op]=value`; operators: {', '.join(OPERATORS)}",
     ),
-    "fields": (_TEXT, "Comma-separated fields to return (`-name` leaves one out); `html` adds rendered HTML"),
+    "fields": (
+        {"type": "string", "pattern": FIELDS_PATTERN},
+        "Comma-separated fields to return (`-name` leaves one out); `html` adds rendered HTML",
+    ),
     "exclude": (_TEXT, "Comma-separated ids or hashes to leave out"),
     "random": (_BOOL, "Shuffle the matching documents"),
     "seed": ({"type": "integer"}, "Seed for random, so a shuffled list can be paged"),
@@ -300,6 +318,8 @@ class ListQuery:
             extra: dict[str, Any] = {}
             if name in ("per_page", "limit"):
                 schema = {**schema, "maximum": spec.site.defaults.max_per_page}
+            if name == "type" and type_name is not None:
+                schema = {"const": type_name}  # set by the path: another type is refused
             if name == "filters":
                 extra = {"style": "deepObject", "explode": True}
             elif schema.get("type") == "array":

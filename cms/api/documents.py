@@ -22,7 +22,9 @@ from starlette.routing import Route
 
 from cms.auth import ApiKey
 from cms.content.model import Document, Status
+from cms.content.names import TYPE_NAME_PATTERN
 from cms.content.query import Query, parse_query, run
+from cms.content.query.params import FIELDS_PATTERN
 from cms.errors import BadRequest, Forbidden, Invalid, NotFound
 
 from .answers import Answer as ReadyAnswer
@@ -30,7 +32,7 @@ from .docschema import DOCUMENT, LIST_QUERY, ONE, WRITTEN, DocumentBody
 from .encode import dumps
 from .http import if_match, may_see_unpublished, paging_headers, query_params, raw_json_response, services
 from .media import localized_images
-from .operations import TYPE_PARAM, Answer, Call, Flag, Handler, Shape, operation, routes_of
+from .operations import TYPE_PARAM, Answer, Call, Flag, Handler, PathParams, Shape, operation, routes_of
 
 
 def _etag_headers(doc: Document) -> dict[str, str]:
@@ -238,7 +240,9 @@ def _prefix(type_name: str) -> str:
 
 class OneQuery(Shape):
     fields: str | None = Field(
-        None, description="Comma-separated fields to return (`-name` leaves one out); `html` adds rendered HTML"
+        None,
+        pattern=FIELDS_PATTERN,
+        description="Comma-separated fields to return (`-name` leaves one out); `html` adds rendered HTML",
     )
     render: Literal["html"] | None = Field(None, description="`html` adds the rendered HTML as `html`")
 
@@ -261,8 +265,8 @@ def _document_operations(fixed: str | None) -> list[Handler]:
     # `{Type}` and `{type}`: the OpenAPI document writes one operation per content type of the site.
     suffix = fixed.capitalize() if fixed else "{Type}"
     what = fixed or "{type}"
-    family = {} if fixed else {"type": "Content type name"}
-    one = {**family, "ref": REF}
+    family: PathParams = {} if fixed else {"type": ("Content type name", TYPE_NAME_PATTERN)}
+    one: PathParams = {**family, "ref": REF}
     declare = partial(operation, tag=fixed or "content", content_type=fixed or TYPE_PARAM, path_params=one)
 
     @declare(
@@ -296,7 +300,7 @@ def _document_operations(fixed: str | None) -> list[Handler]:
     async def create(call: Call) -> Response:
         return await _create(call, _type(call))
 
-    def get(path: str, op_id: str, summary: str, params: dict[str, str]) -> Handler:
+    def get(path: str, op_id: str, summary: str, params: PathParams) -> Handler:
         @declare(
             "GET",
             path,
@@ -366,7 +370,7 @@ def _document_operations(fixed: str | None) -> list[Handler]:
 
         return transition_document
 
-    slug_params = {**family, "slug": "Document slug (ids and hashes work too)"}
+    slug_params: PathParams = {**family, "slug": "Document slug (ids and hashes work too)"}
     return [
         list_documents,
         create,

@@ -87,13 +87,16 @@ def raw_json_response(body: bytes, status: int = 200, headers: dict[str, str] | 
 # -- input --------------------------------------------------------------------------------
 
 
+INTEGER_TOO_LARGE = "integers in JSON bodies must fit in 64 bits"
+
+
 def _bounded_int(text: str) -> int:
     """Integers within 64 bits: what JSON clients, SQLite and the JSON encoder all handle."""
     if len(text) > 20:
-        raise BadRequest("integers in JSON bodies must fit in 64 bits")
+        raise BadRequest(INTEGER_TOO_LARGE)
     value = int(text)
     if not -(2**63) <= value < 2**63:
-        raise BadRequest("integers in JSON bodies must fit in 64 bits")
+        raise BadRequest(INTEGER_TOO_LARGE)
     return value
 
 

@@ -16,9 +16,9 @@ import hashlib
 import os
 import stat
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -35,7 +35,19 @@ from cms.media import MediaLibrary, localize, sniff
 from cms.media.item import MAX_TEXT
 
 from .http import Services, json_response, paging_headers, read_json, services
-from .operations import Answer, Call, Flag, Integer, Schemas, Shape, SpecContext, operation, parse_body, routes_of
+from .operations import (
+    Answer,
+    Call,
+    Flag,
+    Integer,
+    Schemas,
+    Shape,
+    SpecContext,
+    operation,
+    parse_body,
+    read_integer,
+    routes_of,
+)
 
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/avif")
 IMMUTABLE = "public, max-age=31536000, immutable"  # derivatives: a new upload gets new names
@@ -121,7 +133,8 @@ class UploadBody:
         schemas = Schemas(spec.components)
         form = schemas.ref(MediaUploadForm)
         return {
-            "multipart/form-data": {"schema": {**form, "anyOf": [{"required": ["image"]}, {"required": ["file"]}]}},
+            # One file: in `image`, or in its other name `file` (both at once is a 400).
+            "multipart/form-data": {"schema": {**form, "oneOf": [{"required": ["image"]}, {"required": ["file"]}]}},
             "application/json": {"schema": schemas.ref(MediaUpload)},
         }
 
@@ -131,7 +144,9 @@ class UploadBody:
 
 class MediaQuery(Shape):
     page: Integer = Field(1, ge=1, description="Page number")
-    per_page: Integer | None = Field(None, ge=1, description="Page size (default defaults.per_page)")
+    per_page: Annotated[int | None, Field(ge=1), BeforeValidator(read_integer)] = Field(
+        None, description="Page size (default defaults.per_page)"
+    )
     folder: str | None = Field(None, description="Only this folder of uploads/ and its subfolders")
     mime_type: Literal[MEDIA_TYPES] | None = Field(None, description="Only this type of original")  # type: ignore[valid-type]
     search: str | None = Field(None, description="Words in the file name or alt text")
@@ -320,10 +335,9 @@ async def get_media(call: Call) -> Response:
 )
 async def patch_media(call: Call) -> Response:
     values = call.body.model_dump(exclude_unset=True)
-    if "alt_text" in values:
-        if "alt" in values:
-            raise BadRequest("send alt or alt_text, not both")
-        values["alt"] = values.pop("alt_text")
+    if "alt_text" in values:  # the other spelling of alt (alt wins when both are sent, as on upload)
+        values.setdefault("alt", values["alt_text"])
+        del values["alt_text"]
     library = _library(call.request)
     item = await run_in_threadpool(library.update, call.path("id"), values)
     return json_response({"data": item.as_dict(_base(call.request))})

@@ -23,8 +23,8 @@ from cms.config import Site
 from cms.content.index import Index
 
 from . import docs_page
-from .docschema import TYPE_NAME, live_example
 from .docschema import envelope as _envelope
+from .docschema import live_example
 from .docschema import ref as _ref
 from .http import services
 from .operations import (
@@ -52,7 +52,10 @@ _UPLOAD_PATH = {"type": "string", "minLength": 1, "pattern": r"^(?!(.*/)?\.\.?(/
 # Path parameters never hold "/" (Starlette matches one segment) nor start with "." (dot segments).
 SEGMENT = "^[^/.][^/]*$"
 ERROR_TEXT = {
-    400: "Malformed request: unknown query parameter, bad value, bad JSON, bad slug or name",
+    400: (
+        "Malformed request: unknown query parameter, bad value, bad JSON (an integer beyond 64 bits anywhere "
+        "in a JSON body too), bad slug or name"
+    ),
     401: "Missing, unknown, disabled or expired API key",
     403: "The key lacks the scope (or the content type) this operation needs",
     404: "No such document, type, term, key or taxonomy",
@@ -329,13 +332,17 @@ def _declared_op(ctx: SpecContext, op: Operation, type_name: str | None, *, conc
     site = ctx.site
     schemas = Schemas(ctx.components)
     params = []
-    for name, text in op.path_params.items():
+    for name, declared_param in op.path_params.items():
         if name == "type" and concrete:
             continue
+        text, pattern = declared_param if isinstance(declared_param, tuple) else (declared_param, SEGMENT)
         example = live_example(ctx, type_name) if op.content_type and name in ("ref", "slug") else None
-        params.append(_path_param(name, text, example, TYPE_NAME if name == "type" else SEGMENT))
+        params.append(_path_param(name, text, example, pattern))
     if isinstance(op.query, type):
-        params += query_parameters(op.query)
+        for param in query_parameters(op.query):
+            if param["name"] == "per_page":  # the site's own cap (defaults.max_per_page)
+                param["schema"] = {**param["schema"], "maximum": site.defaults.max_per_page}
+            params.append(param)
     else:
         params += op.query.parameters(ctx, type_name)
     writes = op.method in ("PUT", "PATCH", "DELETE")
@@ -414,11 +421,15 @@ REQUEST_HEADERS = {
 }
 
 
+# RFC 9110 entity tags: `*`, or a list of (weak) quoted tags.
+_ETAGS = {"type": "string", "pattern": r'^(\*|(W/)?"[\x21\x23-\x7e]*"(\s*,\s*(W/)?"[\x21\x23-\x7e]*")*)$'}
+
+
 def _request_header(name: str, *, required: bool) -> dict[str, Any]:
     text = REQUEST_HEADERS[name]
     if name == "If-Match" and required:
         text += "; required on this site (428 without)"
-    return _param(name.rstrip("?"), "header", {"type": "string"}, text, required=required and name == "If-Match")
+    return _param(name.rstrip("?"), "header", _ETAGS, text, required=required and name == "If-Match")
 
 
 def _param(

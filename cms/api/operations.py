@@ -46,6 +46,8 @@ from .http import Services, api_key, public_read, query_params, read_json, requi
 SCOPES = ("read", "write", "delete", "admin")
 ANY_KEY = "any"  # any valid key, whatever its scopes (a key's own status)
 TYPE_PARAM = "{type}"  # content_type= of an operation whose path names the type
+# Path parameters: name -> description, or (description, pattern) where a segment has a rule of its own.
+PathParams = dict[str, str | tuple[str, str]]
 
 
 def _flag(value: Any) -> Any:
@@ -58,7 +60,7 @@ def _flag(value: Any) -> Any:
     return value
 
 
-def _integer(value: Any) -> Any:
+def read_integer(value: Any) -> Any:
     """A query integer, read as the query engine reads one (a bad one is left for the int check)."""
     if isinstance(value, str):
         try:
@@ -74,7 +76,9 @@ def comma_list(value: Any) -> Any:
 
 
 Flag = Annotated[bool, BeforeValidator(_flag)]
-Integer = Annotated[int, BeforeValidator(_integer)]
+# An optional bounded integer puts its bounds first: `Annotated[int | None, Field(ge=1),
+# BeforeValidator(read_integer)]` (pydantic cannot publish the bounds of `Integer | None`).
+Integer = Annotated[int, BeforeValidator(read_integer)]
 
 
 class Shape(BaseModel):
@@ -139,7 +143,7 @@ class Operation:
     query: type[BaseModel] | Grammar = NoQuery
     body: type[BaseModel] | DataShape | None = None
     errors: tuple[int, ...] = ()  # besides the ones the declaration implies (400, 401/403/429, 422)
-    path_params: dict[str, str] = field(default_factory=dict)  # name -> description
+    path_params: PathParams = field(default_factory=dict)
     description: str = ""
     example: dict[str, Any] | None = None  # a request body that the tests send and validate
     content_type: str | None = None  # the documents' type: a name ("posts"), or TYPE_PARAM
@@ -400,6 +404,13 @@ def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     for name, prop in schema.get("properties", {}).items():
         prop = dict(prop)
         prop.pop("title", None)
+        # An optional parameter is absent, never null: `int | None` is published as the int.
+        branches = prop.pop("anyOf", None)
+        if branches is not None:
+            kept = [b for b in branches if b != {"type": "null"}]
+            prop.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+            if prop.get("default", "") is None:
+                del prop["default"]
         description = prop.pop("description", "")
         required = name in schema.get("required", ())
         out.append({"name": name, "in": "query", "required": required, "description": description, "schema": prop})

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cms.content.model import BUILTIN_TYPES, FIELD_TYPE_ALIASES, FIELD_TYPES, ContentType, content_type_from_dict
-from cms.content.names import check_type_name
+from cms.content.names import FIELD_NAME_PATTERN, TYPE_NAME_PATTERN, check_type_name
 from cms.errors import Invalid
 
 from .http import json_response
@@ -24,8 +24,8 @@ from .operations import Answer, Call, Flag, Shape, operation, routes_of
 
 TAG = "content-types"
 TYPE_NAME = "^[a-z][a-z0-9_-]{0,63}$"  # cms.content.names.check_type_name (device names also refused)
-FIELD_NAME = "^[A-Za-z_][A-Za-z0-9_]{0,63}$"  # cms.content.model.field_from_dict
-NAME = {"name": "Content type name"}
+FIELD_NAME = FIELD_NAME_PATTERN  # cms.content.names: the rule field_from_dict applies
+NAME = {"name": ("Content type name", TYPE_NAME_PATTERN)}
 
 # Every spelling model.py knows, keyed case-insensitively: `richText` and `richtext` are one name
 # (a client generator turns enum values into upper-case constants, so both cannot be published).

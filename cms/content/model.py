@@ -25,6 +25,7 @@ from cms.content.fieldtypes import FIELD_TYPES as FIELD_TYPES
 from cms.content.fieldtypes import Field as Field
 from cms.content.fieldtypes import to_datetime as to_datetime
 from cms.content.limits import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS
+from cms.content.names import is_field_name
 from cms.content.ulid import id_moment
 
 # Frontmatter spellings accepted for each canonical attribute, first one wins. The first
@@ -355,7 +356,7 @@ def field_from_dict(raw: Any, position: int = 0) -> Field:
     if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str) or not raw["name"]:
         raise ValueError(f"fields[{position}] needs a name")
     name = raw["name"]
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
+    if not is_field_name(name):
         raise ValueError(f"field name {name!r} must be letters, digits and _ (max 64)")
     ftype = FIELD_TYPE_ALIASES.get(str(raw.get("type", "text")), str(raw.get("type", "text")))
     if ftype not in FIELD_TYPES:

@@ -23,6 +23,21 @@ _TYPE_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 _RESERVED_STEMS = frozenset(
     {"con", "prn", "aux", "nul", *(f"{p}{i}" for p in ("com", "lpt") for i in [*range(10), "¹", "²", "³"])}
 )
+# The same rule as a JSON Schema pattern, for the API's document (a reserved stem is refused too).
+TYPE_NAME_PATTERN = f"^(?!(?:{'|'.join(sorted(_RESERVED_STEMS))})$){_TYPE_RE.pattern}$"
+# A field of a content type, a frontmatter key a query or a write may name: ASCII, as in _type.yaml.
+FIELD_NAME = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
+FIELD_NAME_PATTERN = f"^{FIELD_NAME}$"
+# A field a query names: a base field or frontmatter key, or a path into `data` (`data.specs.0.size`).
+FIELD_PATH = rf"(?:{FIELD_NAME}|data(?:\.(?:{FIELD_NAME}|[0-9]+))+)"
+_FIELD_RE = re.compile(FIELD_NAME)
+
+
+def is_field_name(name: object) -> bool:
+    """Whether `name` may name a field (letters, digits and `_`, not starting with a digit; max 64)."""
+    return isinstance(name, str) and _FIELD_RE.fullmatch(name) is not None
+
+
 MAX_SLUG_BYTES = 200
 
 _last_ms = 0

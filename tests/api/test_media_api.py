@@ -195,7 +195,10 @@ def test_1001_parts_is_400(writer: TestClient) -> None:
     assert_error(r, 400, "BAD_REQUEST")
 
 
-def test_two_files_is_400(writer: TestClient) -> None:
+def test_two_files_is_400_as_the_form_says(writer: TestClient, anon: TestClient) -> None:
+    spec = anon.get("/api/v1/openapi.json").json()
+    form = spec["paths"]["/api/v1/media"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["oneOf"] == [{"required": ["image"]}, {"required": ["file"]}]  # exactly one file field
     r = writer.post(
         "/api/v1/media",
         files=[("image", ("a.jpg", images.jpeg((8, 8)), "image/jpeg")), ("file", ("b.jpg", b"x", "image/jpeg"))],
@@ -345,3 +348,12 @@ def test_upload_through_a_real_client_unknown_fields_400(app: Starlette, tokens:
     c = client(app, tokens["write"])
     r = c.post("/api/v1/media", files={"image": ("a.jpg", images.jpeg((8, 8)), "image/jpeg")}, data={"colour": "red"})
     assert_error(r, 400, "BAD_REQUEST")
+
+
+def test_both_spellings_of_alt_are_one_alt_on_upload_and_on_patch(writer: TestClient) -> None:
+    both = {"alt": "A cup", "alt_text": "Other"}
+    item = writer.post("/api/v1/media", files={"image": ("a.jpg", images.jpeg((64, 48)), "image/jpeg")}, data=both)
+    assert item.status_code == 201, item.text
+    assert item.json()["data"]["alt"] == "A cup"
+    patched = writer.patch(f"/api/v1/media/{item.json()['data']['id']}", json={"alt": "Mug", "alt_text": "No"})
+    assert patched.status_code == 200 and patched.json()["data"]["alt"] == "Mug"

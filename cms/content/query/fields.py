@@ -9,6 +9,7 @@ from typing import Any
 from cms.content.docfields import QUERY_GETTERS, QUERY_SPELLINGS
 from cms.content.docfields import TITLE_GETTER as _TITLE_GETTER
 from cms.content.model import Document
+from cms.content.names import is_field_name
 from cms.errors import BadRequest
 
 Getter = Callable[[Document, datetime], Any]
@@ -27,9 +28,9 @@ def check_field_name(name: str, where: str, allow_html: bool = False) -> str:
     """`name` when a query may name it; BadRequest saying where it was written otherwise."""
     if name in BASE_FIELDS or (allow_html and name in ("html", "url", "reading_time", "snippet", "data")):
         return name
-    if name.startswith("data.") and len(name) > 5 and all(name.split(".")[1:]):
+    if name.startswith("data.") and all(is_field_name(p) or p.isascii() and p.isdigit() for p in name.split(".")[1:]):
         return name
-    if name.isidentifier():  # a frontmatter key written without `data.`
+    if is_field_name(name):  # a frontmatter key written without `data.`
         return name
     raise BadRequest(f"{where}: {name!r} is not a field name")
 

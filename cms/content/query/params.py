@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cms.content.model import Status
+from cms.content.names import FIELD_PATH
 from cms.content.search import to_fts_query
 from cms.errors import BadRequest
 
@@ -173,7 +174,7 @@ def _csv(params: Mapping[str, Any], name: str) -> tuple[str, ...]:
     for value in values:
         if not isinstance(value, str | int):
             raise BadRequest(f"{name} must be a string or a list of strings")
-        out.extend(v.strip() for v in str(value).split(",") if v.strip())
+        out.extend(v.strip(" ") for v in str(value).split(",") if v.strip(" "))
     return tuple(out)
 
 
@@ -216,7 +217,7 @@ def parse_query(
     lang_raw = _one(params, "lang")
     terms = tuple((t, s) for t in taxonomies for s in _csv(params, t))
     return Query(
-        type=type_name or _one(params, "type"),
+        type=_type(params, type_name),
         statuses=statuses,
         filters=filters,
         category=_one(params, "category"),
@@ -235,6 +236,27 @@ def parse_query(
         seed=seed,
         lang=None if lang_raw == "all" else (lang_raw or ""),
     )
+
+
+# The grammar of `sort` and `fields` as patterns, for the API's document: comma-separated items,
+# spaces around them and empty items ignored (as `_csv` reads them).
+def _csv_pattern(item: str) -> str:
+    return f"^ *(?:{item})? *(?:, *(?:{item})? *)*$"
+
+
+_DIRECTION = "[aA][sS][cC]|[dD][eE][sS][cC]"
+SORT_PATTERN = _csv_pattern(f"[-+]?{FIELD_PATH}(?::(?:{_DIRECTION}))?")
+FIELDS_PATTERN = _csv_pattern(f"-?{FIELD_PATH}")
+
+
+def _type(params: Mapping[str, Any], type_name: str | None) -> str | None:
+    """The type to list: the path's (a `type=` naming another is refused), or the parameter's."""
+    asked = _one(params, "type")
+    if type_name is not None and asked is not None and asked != type_name:
+        raise BadRequest(f"type is {type_name!r} on this path, not {asked!r}")
+    if asked is not None and not asked:
+        raise BadRequest("type must name a content type")
+    return type_name or asked
 
 
 def _statuses(params: Mapping[str, Any]) -> frozenset[Status] | None:
@@ -260,9 +282,11 @@ def _sort(params: Mapping[str, Any]) -> tuple[tuple[str, bool], ...]:
     keys: list[tuple[str, bool]] = []
     for item in _csv(params, "sort"):
         desc = item.startswith("-")
-        name = item.lstrip("-+")
+        name = item[1:] if item[:1] in ("-", "+") else item
         if ":" in name:  # Strapi's `title:desc`
             name, _, direction = name.partition(":")
+            if direction.lower() not in ("asc", "desc"):
+                raise BadRequest(f"sort: the direction of {name!r} must be asc or desc")
             desc = direction.lower() == "desc"
         keys.append((check_field_name(canonical_field(name), "sort"), desc))
     order_by = _one(params, "order_by")
@@ -280,7 +304,7 @@ def _fields(params: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]
     include: list[str] = []
     exclude: list[str] = []
     for item in _csv(params, "fields"):
-        name = canonical_field(item.lstrip("-"))
+        name = canonical_field(item.removeprefix("-"))
         check_field_name(name, "fields", allow_html=True)
         (exclude if item.startswith("-") else include).append(name)
     return tuple(include), tuple(exclude)

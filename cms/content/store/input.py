@@ -14,7 +14,7 @@ from cms.content.docfields import INPUT_SPELLINGS
 from cms.content.frontmatter import DELETE
 from cms.content.limits import over_limits
 from cms.content.model import ALIASES, ContentType, frontmatter_key, to_datetime
-from cms.content.names import slugify
+from cms.content.names import is_field_name, slugify
 from cms.errors import BadRequest, Invalid
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def frontmatter_changes(
                 errors["data"] = ["must be an object"]
                 continue
             for key, item in value.items():
-                if not str(key).isidentifier():
+                if not is_field_name(key):
                     errors[f"data.{key}"] = ["is not a valid field name"]
                 elif key in _RESERVED_INPUT and key not in declared:
                     errors[f"data.{key}"] = ["is a base field: send it at the top level, not in data"]
@@ -98,7 +98,7 @@ def frontmatter_changes(
                     out[str(key)] = DELETE if item is None else _field_value(ctype, str(key), item, tz, errors)
             continue
         if name in _DATETIME_FIELDS:
-            if value in (None, ""):
+            if value is None:
                 out[frontmatter_key(name, meta)] = DELETE
                 continue
             moment = to_datetime(value, tz) if isinstance(value, str) else None
@@ -128,7 +128,7 @@ def frontmatter_changes(
             else:
                 out[frontmatter_key(name, meta)] = value
             continue
-        if name in declared or ctype.builtin and name.isidentifier() and name not in _RESERVED_INPUT:
+        if name in declared or ctype.builtin and is_field_name(name) and name not in _RESERVED_INPUT:
             out[name] = DELETE if value is None else _field_value(ctype, name, value, tz, errors)
             continue
         errors[name] = ["is not a field of this content type"]
