@@ -1,6 +1,10 @@
 """API throughput and latency on a generated corpus, against a real `cms serve` on 127.0.0.1.
 
-    python -m bench.api --posts 10000 [--duration 10] [--connections 32]
+    python -m bench.api --posts 10000 [--duration 10] [--connections 32] [--against DIR]
+
+`--against DIR`: a checkout of another revision (`git worktree add /tmp/before HEAD~3`), served
+beside this one on the same corpus; each figure is measured on both, one after the other, and
+printed as the ratio this/that (the before-and-after of a change, in one run).
 
 Starts the server in a subprocess (one uvicorn worker, watcher on, rate limits off so the load
 generator measures the server, not the limiter), then loads it from another process: `wrk` when it
@@ -96,13 +100,16 @@ def serve_command(site: Path, port: int, *args: str) -> list[str]:
     ]
 
 
-def start_server(site: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
-    """`cms serve` (API only) on a corpus, with an admin key; returns once it answers."""
+def start_server(site: Path, port: int, code: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """`cms serve` (API only) on a corpus, with an admin key; returns once it answers. `code`: the
+    checkout whose `cms` package runs (first on the path), instead of this one."""
     token = create_key(site)
+    env = None if code is None else {**os.environ, "PYTHONPATH": str(code)}
     proc = subprocess.Popen(
         serve_command(site, port, "--no-preview", "--log-level", "warning"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     wait_healthy(proc, port)
     return proc, token
@@ -250,10 +257,15 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=10_000)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--against", type=Path, help="a checkout of another revision, measured beside this one")
     args = parser.parse_args()
     site = corpus(args.posts)
     port = free_port()
     proc, token = start_server(site, port)
+    other = None
+    if args.against is not None:
+        other_port = free_port()
+        other = (other_port, *start_server(site, other_port, args.against.resolve()))
     load = wrk if shutil.which("wrk") else py_client
     print(
         f"server: {args.posts} posts, 1 worker; load: {'wrk' if load is wrk else 'python asyncio client'}, "
@@ -271,7 +283,7 @@ def main() -> None:
         "get by slug": f"{base}/posts/by-slug/{slug}",
         "full-text search": f"{base}/posts?search=system+design&per_page=10",
     }
-    results = {}
+    results, theirs = {}, {}
     try:
         for name, url in targets.items():
             results[name] = load(url, token, args.duration, args.connections)
@@ -280,9 +292,23 @@ def main() -> None:
                 f"{name:<24} {r['rps']:>9.0f} req/s  p50 {r['p50']:>6.2f} ms  p99 {r['p99']:>6.2f} ms  "
                 f"non-2xx {int(r['non2xx'])}"
             )
+            if other is not None:
+                other_port, _, other_token = other
+                theirs[name] = t = load(
+                    url.replace(f":{port}/", f":{other_port}/"), other_token, args.duration, args.connections
+                )
+                print(
+                    f"{'  ' + args.against.name:<24} {t['rps']:>9.0f} req/s  p50 {t['p50']:>6.2f} ms  "
+                    f"p99 {t['p99']:>6.2f} ms  non-2xx {int(t['non2xx'])}   this/that {r['rps'] / t['rps']:.3f}x"
+                )
     finally:
-        proc.terminate()
-        proc.wait(10)
+        for server in [proc, *([other[1]] if other else [])]:
+            server.terminate()
+            server.wait(10)
+    if theirs:
+        print(f"\nthis revision / {args.against} (requests/s; >= 0.95 keeps the figures within 5%)")
+        for name, r in results.items():
+            print(f"{name:<24} {r['rps'] / theirs[name]['rps']:>6.3f}x")
     hello = results["hello (health)"]["rps"]
     print("\nratio to hello (target >= 0.50 for list and get); p99 target <= 25 ms")
     for name, r in results.items():
