@@ -1,6 +1,6 @@
 """API throughput and latency on a generated corpus, against a real `cms serve` on 127.0.0.1.
 
-    python -m bench.api --posts 10000 [--duration 10] [--connections 32] [--against DIR]
+    python -m bench.api --posts 10000 [--duration 10] [--connections 32] [--against DIR] [--rounds 3]
 
 `--against DIR`: a checkout of another revision (`git worktree add /tmp/before HEAD~3`), served
 beside this one on the same corpus; each figure is measured on both, one after the other, and
@@ -177,6 +177,69 @@ def py_client(url: str, token: str, seconds: int, connections: int) -> dict[str,
     return json.loads(out)  # type: ignore[no-any-return]
 
 
+# Median microseconds of each request called as ASGI in one process, ready answers off (each list
+# computed): the code's own cost without the network or the load generator. Run by `python -c`
+# under the checkout to measure, so it imports nothing from this one.
+ASGI_MEDIANS = r"""
+import asyncio, json, shutil, statistics, sys, tempfile, time
+from pathlib import Path
+from cms.api.answers import ReadyAnswers
+from cms.api.app import create_app
+from cms.config import Site
+site, rounds, paths = Path(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
+tmp = Path(tempfile.mkdtemp())
+shutil.copytree(site / "content", tmp / "content")
+shutil.copy(site / "cms.toml", tmp / "cms.toml")
+app = create_app(Site.load(tmp))
+app.state.services.index.search.wait_ready()
+app.state.services.answers = ReadyAnswers(max_bytes=0)
+token = app.state.services.keys.create("bench", ["read"]).token.encode()
+async def get(path, query):
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+             "query_string": query.encode(), "headers": [(b"host", b"127.0.0.1"), (b"x-api-key", token)],
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}
+    status = 0
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+    async def send(message):
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+    await app(scope, receive, send)
+    if status != 200:
+        raise SystemExit(f"{path}?{query} answered {status}")
+async def measure():
+    out = {}
+    for path, query in paths:
+        for _ in range(50):
+            await get(path, query)
+        times = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            await get(path, query)
+            times.append((time.perf_counter() - t) * 1e6)
+        out[f"{path}?{query}"] = statistics.median(times)
+    return out
+print(json.dumps(asyncio.run(measure())))
+shutil.rmtree(tmp)
+"""
+
+
+def asgi_medians(site: Path, code: Path | None, paths: list[tuple[str, str]], rounds: int = 1500) -> dict[str, float]:
+    """Median µs per request of `code`'s checkout (None: this one), in a process of its own."""
+    env = None if code is None else {**os.environ, "PYTHONPATH": str(code)}
+    out = subprocess.run(
+        [sys.executable, "-c", ASGI_MEDIANS, str(site), str(rounds), json.dumps(paths)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=True,
+    ).stdout
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
 def in_process(site: Path, rounds: int = 2000) -> tuple[float, float, float]:
     """Median ms of an in-process list request: without a key, with one (auth + rate limiting), and
     with one but no ready answer kept (the list computed each time). The app is called as ASGI
@@ -252,12 +315,38 @@ def in_process(site: Path, rounds: int = 2000) -> tuple[float, float, float]:
         shutil.rmtree(tmp)
 
 
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the median requests/s (a 2-core machine's noise is +-15% from run to run)."""
+    return sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+
+
+def compare_in_process(site: Path, against: Path, targets: dict[str, str], rounds: int) -> None:
+    """The same requests called as ASGI in one process per checkout, in turns: the code's own cost,
+    steadier than a load over loopback on a shared machine."""
+    paths = []
+    for url in targets.values():
+        path, _, query = url.split(":", 2)[2].partition("/")[2].partition("?")
+        paths.append(("/" + path, query))
+    mine: dict[str, list[float]] = {}
+    others: dict[str, list[float]] = {}
+    for _ in range(max(1, rounds)):
+        for key, value in asgi_medians(site, None, paths).items():
+            mine.setdefault(key, []).append(value)
+        for key, value in asgi_medians(site, against, paths).items():
+            others.setdefault(key, []).append(value)
+    print(f"\nin-process, ready answers off: median µs per request, this vs {against.name} (lower is better)")
+    for (name, _), key in zip(targets.items(), mine, strict=True):
+        a, b = statistics.median(mine[key]), statistics.median(others[key])
+        print(f"{name:<24} {a:>8.1f} µs  {b:>8.1f} µs   this/that time {a / b:.3f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--posts", type=int, default=10_000)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--against", type=Path, help="a checkout of another revision, measured beside this one")
+    parser.add_argument("--rounds", type=int, default=1, help="runs per figure; the median run is kept")
     args = parser.parse_args()
     site = corpus(args.posts)
     port = free_port()
@@ -285,18 +374,26 @@ def main() -> None:
     }
     results, theirs = {}, {}
     try:
+        # Each server filled its full-text index and answered every target once before any figure:
+        # the second server's start must not steal the first one's measurement.
+        for url in targets.values():
+            load(url, token, 2, args.connections)
+            if other is not None:
+                load(url.replace(f":{port}/", f":{other[0]}/"), other[2], 2, args.connections)
         for name, url in targets.items():
-            results[name] = load(url, token, args.duration, args.connections)
-            r = results[name]
+            mine, others = [], []
+            for _ in range(max(1, args.rounds)):  # in turns, so that a noisy moment hits both
+                mine.append(load(url, token, args.duration, args.connections))
+                if other is not None:
+                    other_url = url.replace(f":{port}/", f":{other[0]}/")
+                    others.append(load(other_url, other[2], args.duration, args.connections))
+            results[name] = r = median_run(mine)
             print(
                 f"{name:<24} {r['rps']:>9.0f} req/s  p50 {r['p50']:>6.2f} ms  p99 {r['p99']:>6.2f} ms  "
                 f"non-2xx {int(r['non2xx'])}"
             )
-            if other is not None:
-                other_port, _, other_token = other
-                theirs[name] = t = load(
-                    url.replace(f":{port}/", f":{other_port}/"), other_token, args.duration, args.connections
-                )
+            if others:
+                theirs[name] = t = median_run(others)
                 print(
                     f"{'  ' + args.against.name:<24} {t['rps']:>9.0f} req/s  p50 {t['p50']:>6.2f} ms  "
                     f"p99 {t['p99']:>6.2f} ms  non-2xx {int(t['non2xx'])}   this/that {r['rps'] / t['rps']:.3f}x"
@@ -313,6 +410,8 @@ def main() -> None:
     print("\nratio to hello (target >= 0.50 for list and get); p99 target <= 25 ms")
     for name, r in results.items():
         print(f"{name:<24} {r['rps'] / hello:>5.2f}x   p99 {r['p99']:.2f} ms {'ok' if r['p99'] <= 25 else 'OVER'}")
+    if args.against is not None:
+        compare_in_process(site, args.against.resolve(), targets, args.rounds)
     anonymous, keyed, computed = in_process(site)
     print(
         f"\nauth + rate limit, in-process list request: {anonymous:.3f} ms without a key (public type), "
