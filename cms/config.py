@@ -110,6 +110,15 @@ class DeliverySection:
 
 
 @dataclass(frozen=True)
+class HistorySection:
+    commit: bool = _h(
+        True,
+        "Make every write through the store (API, CLI) one git commit of the files it changed, when "
+        "content/ is inside a git work tree; false leaves committing to you.",
+    )
+
+
+@dataclass(frozen=True)
 class MediaSection:
     max_bytes: int = _h(10_485_760, "Largest image upload in bytes (413 above it).")
     max_pixels: int = _h(50_000_000, "Largest image in pixels, width times height (422 above it).")
@@ -139,6 +148,7 @@ SECTIONS: dict[str, type] = {
     "render": RenderSection,
     "delivery": DeliverySection,
     "media": MediaSection,
+    "history": HistorySection,
 }
 
 # Folders of content/ that hold taxonomy terms or people, not documents.
@@ -159,6 +169,7 @@ class Site:
     render: RenderSection = field(default_factory=RenderSection)
     delivery: DeliverySection = field(default_factory=DeliverySection)
     media: MediaSection = field(default_factory=MediaSection)
+    history: HistorySection = field(default_factory=HistorySection)
     taxonomies: dict[str, TaxonomySection] = field(default_factory=dict)
     webhooks: tuple[dict[str, Any], ...] = ()
 

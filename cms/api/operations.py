@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Protocol
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from starlette.requests import Request
@@ -40,6 +41,7 @@ from cms.config import Site
 from cms.content.index import Index
 from cms.content.query import to_bool, to_int
 from cms.errors import BadRequest, Invalid, Unauthorized
+from cms.history.actor import Actor, set_actor
 
 from .http import Services, api_key, public_read, query_params, read_json, require, services
 
@@ -222,6 +224,7 @@ def _route(handler: Handler, op: Operation) -> Route:
         svc = services(request)
         type_name = _content_type(svc, request, op.content_type)
         key = _authorize(request, op, type_name)
+        set_actor(None if key is None else key_actor(key, svc.site))  # the author of its writes' commits
         query = parse_query(query_model, query_params(request)) if query_model is not None else None
         body = None
         if reads_json:
@@ -233,6 +236,12 @@ def _route(handler: Handler, op: Operation) -> Route:
     endpoint.operation = op  # type: ignore[attr-defined]
     endpoint.__name__ = handler.__name__
     return Route(op.path, endpoint, methods=[op.method])
+
+
+def key_actor(key: ApiKey, site: Site) -> Actor:
+    """An API key as the author of a commit: `<key name> <key-id@site host>`."""
+    host = urlsplit(site.site.base_url).hostname or "localhost"
+    return Actor(key.name, f"{key.id}@{host}", key.id)
 
 
 def _content_type(svc: Services, request: Request, declared_type: str | None) -> str | None:

@@ -21,8 +21,17 @@ from cms.content.names import check_slug, new_id, slugify, unique_slug
 from cms.content.parse import decode, parse_document
 from cms.content.store.input import as_list, canonical, check_limits, frontmatter_changes, unchanged
 from cms.content.store.session import WriteSession
-from cms.content.write import atomic_write, document_lock, ensure_inside, fsync_folder, replace_checked, stage
+from cms.content.write import (
+    atomic_write,
+    document_lock,
+    ensure_inside,
+    fsync_folder,
+    read_bytes,
+    replace_checked,
+    stage,
+)
 from cms.errors import BadRequest, Conflict, Invalid
+from cms.history.git import FileChange
 
 
 class DocumentWrites(WriteSession):
@@ -65,7 +74,8 @@ class DocumentWrites(WriteSession):
             self.check_size(data)
             replace_checked(full, data, None)
             changes = self.index.refresh([rel])
-            self.emit(changes, source)  # under the lock: events of one document reach the outbox in order
+            # under the lock: events of one document reach the outbox in order, commits in git too
+            self.emit(changes, source, files=[FileChange(rel, None, data)], subject=f"{type_name}/{slug}")
         return self.index.get(meta["id"])
 
     def update(
@@ -123,14 +133,16 @@ class DocumentWrites(WriteSession):
             self._validate(ctype, merged, exclude_id=doc.id, touched=set(changes) if not replace else None)
             data = update_document(text, changes, body)
             self.check_size(data)
-            if data != current:
+            written = [FileChange(rel, current, data)] if data != current else []
+            if written:
                 replace_checked(full, data, etag_of(current))
             result = self.index.refresh([rel])
             renaming = new_slug not in (None, "", doc.slug)
-            if not renaming:
-                self.emit(result, source)  # under the lock: events of one document reach the outbox in order
-        if renaming:
-            return self.rename(self.index.get(doc.id), str(new_slug), source=source, _pending=result)
+            if not renaming:  # under the lock: events and commits of one document in order
+                self.emit(result, source, files=written, subject=f"{doc.type}/{doc.slug}")
+        if renaming:  # the edit and the rename: one set of events, one commit
+            pending = (result, written[0].before if written else None)
+            return self.rename(self.index.get(doc.id), str(new_slug), source=source, _pending=pending)
         return self.index.get(doc.id)
 
     def _check_new_slug(self, doc: Document, new_slug: Any) -> str:
@@ -141,12 +153,24 @@ class DocumentWrites(WriteSession):
         return slug
 
     def rename(
-        self, doc: Document, new_slug: str, *, source: str = "api", _pending: list[Change] | None = None
+        self,
+        doc: Document,
+        new_slug: str,
+        *,
+        source: str = "api",
+        _pending: tuple[list[Change], bytes | None] | None = None,
     ) -> Document:
-        """Change a slug: rename the file (never over another one) and keep the old URL in `aliases`."""
+        """Change a slug: rename the file (never over another one) and keep the old URL in `aliases`.
+
+        `_pending`: the index changes of an edit made just before (a PATCH with a new slug) and
+        the file as it was before that edit, so edit and rename are one commit."""
         slug = self._check_new_slug(doc, new_slug)
-        if slug == doc.slug:
-            self.emit(_pending or [], source)
+        pending_changes, before_edit = _pending or ([], None)
+        if slug == doc.slug:  # the same slug once checked: only the edit remains to commit
+            with document_lock(self.lock_dir, doc.path):
+                now_bytes = read_bytes(self.site.content_dir / doc.path)
+                files = [FileChange(doc.path, before_edit, now_bytes)] if before_edit not in (None, now_bytes) else []
+                self.emit(pending_changes, source, files=files, subject=f"{doc.type}/{doc.slug}")
             return doc
         old_rel = doc.path
         new_rel, new_full = self.path_of(doc.type, slug, doc.lang)
@@ -179,7 +203,9 @@ class DocumentWrites(WriteSession):
             fsync_folder(old_full.parent)
             os.unlink(journal)
             result = self.index.refresh([old_rel, new_rel])
-            self.emit(_merge_rename(_pending or [], result), source)
+            files = [FileChange(old_rel, before_edit or current, None), FileChange(new_rel, None, data)]
+            subject = f"{doc.type}/{doc.slug} -> {doc.type}/{slug}"
+            self.emit(_merge_rename(pending_changes, result), source, files=files, subject=subject, action="renamed")
         return self.index.get(doc.id)
 
     def set_status(self, doc: Document, status: str, *, if_match: str | None = None, source: str = "api") -> Document:
@@ -200,7 +226,7 @@ class DocumentWrites(WriteSession):
             current = self.read_current(doc, full, if_match)
             replace_checked(full, None, etag_of(current))
             changes = self.index.refresh([rel])
-            self.emit(changes, source)
+            self.emit(changes, source, files=[FileChange(rel, current, None)], subject=f"{doc.type}/{doc.slug}")
 
     def _validate(
         self, ctype: ContentType, meta: Mapping[str, Any], exclude_id: str | None, touched: set[str] | None = None

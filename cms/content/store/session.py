@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,9 +21,16 @@ from cms.content.index import Change, Index
 from cms.content.model import ContentType, Document, etag_of, url_path
 from cms.content.names import check_type_name
 from cms.content.parse import MAX_DOCUMENT_BYTES
-from cms.content.write import ensure_inside, read_bytes, remove_temp_files
+from cms.content.write import document_lock, ensure_inside, read_bytes, remove_temp_files
 from cms.errors import Invalid, NotFound, PreconditionFailed
 from cms.events.bus import Bus, Event, document_events
+from cms.history.actor import current_actor
+from cms.history.git import FileChange, GitHistory
+
+log = logging.getLogger("cms.history")
+HISTORY_LOCK = "\x00history"  # the lock every writing process takes around a commit (never a file path)
+# The most telling action of a write, for its commit message (a publish is also an update).
+_ACTIONS = ("deleted", "restored", "trashed", "published", "unpublished", "created", "updated")
 
 
 class WriteSession:
@@ -40,6 +48,7 @@ class WriteSession:
         self.bus = bus or Bus()
         self.clock = clock
         self.lock_dir = site.state_dir / "locks"
+        self.history = GitHistory.open(site.content_dir) if site.history.commit and site.content_dir.is_dir() else None
 
     def url(self, doc: Document) -> str:
         """The public URL of a document."""
@@ -66,16 +75,42 @@ class WriteSession:
         """Now, as a date-time written into frontmatter: the site's timezone, whole seconds."""
         return self.clock().astimezone(self.site.tz).replace(microsecond=0)
 
-    def emit(self, changes: list[Change], source: str, extra: list[Event] | None = None) -> list[Event]:
-        """Publish the events of these index changes (call it under the document's lock)."""
+    def emit(
+        self,
+        changes: list[Change],
+        source: str,
+        extra: list[Event] | None = None,
+        files: list[FileChange] | None = None,
+        subject: str = "",
+        action: str | None = None,
+    ) -> list[Event]:
+        """Commit the written `files` and publish the events of these index changes (call it under
+        the document's lock, after the write): the commit comes first, so an event's write is in git."""
         now = self.clock()
         events: list[Event] = []
         for change in changes:
             events += document_events(change.old, change.new, now, source=source, fields=change.fields, url=self.url)
         events += extra or []
+        if files:
+            self.commit(files, action or _action(events), subject or files[0].rel)
         if events:
             self.bus.publish(events)
         return events
+
+    def commit(self, files: list[FileChange], action: str, subject: str) -> None:
+        """One commit of the files a write changed, when content/ is in a git work tree.
+
+        A failed commit never undoes the write: it is logged, and the file shows as a hand edit
+        to the next write of it (committed then as an `external edit`)."""
+        if self.history is None:
+            return
+        actor = current_actor()
+        message = f"{action} {subject}" + (f"\n\nKey: {actor.key_id}" if actor and actor.key_id else "")
+        try:
+            with document_lock(self.lock_dir, HISTORY_LOCK):
+                self.history.commit(files, message, actor)
+        except Exception:  # a broken repository must not turn a saved write into an error
+            log.exception("could not commit %s", ", ".join(f.rel for f in files))
 
     def read_current(self, doc: Document, full: Path, if_match: str | None = None) -> bytes:
         """The document's file as it is on disk, checked against If-Match; call it under the file's lock.
@@ -125,3 +160,9 @@ class WriteSession:
                 pass  # an unreadable journal entry: the files are left as they are
             entry.unlink(missing_ok=True)
         return cleaned + remove_temp_files(self.site.content_dir) + remove_temp_files(self.site.uploads_dir)
+
+
+def _action(events: list[Event]) -> str:
+    """The most telling action among a write's events (a publish is also an update)."""
+    done = {e.name.rsplit(".", 1)[-1] for e in events}
+    return next((a for a in _ACTIONS if a in done), "updated")
