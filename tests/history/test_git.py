@@ -28,12 +28,14 @@ def git(root: Path, *args: str) -> str:
 def repo(demo_site: Site) -> Site:
     root = demo_site.root
     (root / ".gitignore").write_text(".cms/\npublic/\n")  # as `cms init` writes it: local state stays out
+    config = root / "cms.toml"  # the bundled demo keeps commits out of the CMS's own repository
+    config.write_text(config.read_text().replace("commit = false", "commit = true"))
     git(root, "init", "-q", "-b", "main")
     git(root, "config", "user.name", "Ada Person")
     git(root, "config", "user.email", "ada@example.com")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "the site as it was")
-    return demo_site
+    return Site.load(root)
 
 
 @pytest.fixture
@@ -133,7 +135,8 @@ def test_a_commit_made_by_a_person_meanwhile_is_built_upon(store: Store) -> None
 
 
 def test_history_off_commits_nothing(repo: Site) -> None:
-    (repo.root / "cms.toml").write_text((repo.root / "cms.toml").read_text() + "\n[history]\ncommit = false\n")
+    config = repo.root / "cms.toml"
+    config.write_text(config.read_text().replace("commit = true", "commit = false"))
     site = Site.load(repo.root)
     store = Store(site, Index.load(site, background_search=False))
     before = log(site.root)
@@ -143,6 +146,10 @@ def test_history_off_commits_nothing(repo: Site) -> None:
 
 
 def test_a_site_outside_git_writes_as_before(demo_site: Site) -> None:
+    config = demo_site.root / "cms.toml"
+    config.write_text(config.read_text().replace("commit = false", "commit = true"))
+    demo_site = Site.load(demo_site.root)
+    assert demo_site.history.commit
     store = Store(demo_site, Index.load(demo_site, background_search=False))
     assert store.history is None
     doc = store.create("posts", {"title": "No git here", "content": "x"})
