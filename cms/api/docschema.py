@@ -273,7 +273,7 @@ QUERY_SCHEMAS: dict[str, tuple[dict[str, Any], str]] = {
     "search": ({"type": "string", "maxLength": 500}, "Full-text search (bm25 ranking, items carry a snippet)"),
     "q": ({"type": "string", "maxLength": 500}, "Same as search (search wins)"),
     "order_by": (
-        {"type": "string", "pattern": f"^{FIELD_PATH}$"},
+        {"type": "string", "pattern": f"^(?:{FIELD_PATH})?$"},  # empty: no order_by, as the parser reads it
         "Sort by this field first; descending unless order=asc",
     ),
     "order": ({"enum": ["asc", "desc"]}, "Direction for order_by; alone it sorts by published_at"),

@@ -340,7 +340,7 @@ def _declared_op(ctx: SpecContext, op: Operation, type_name: str | None, *, conc
         params.append(_path_param(name, text, example, pattern))
     if isinstance(op.query, type):
         for param in query_parameters(op.query):
-            if param["name"] == "per_page":  # the site's own cap (defaults.max_per_page)
+            if param["name"] == "per_page" and "maximum" not in param["schema"]:  # the site's cap
                 param["schema"] = {**param["schema"], "maximum": site.defaults.max_per_page}
             params.append(param)
     else:
@@ -422,14 +422,17 @@ REQUEST_HEADERS = {
 
 
 # RFC 9110 entity tags: `*`, or a list of (weak) quoted tags.
-_ETAGS = {"type": "string", "pattern": r'^(\*|(W/)?"[\x21\x23-\x7e]*"(\s*,\s*(W/)?"[\x21\x23-\x7e]*")*)$'}
+# (empty: the header counts as absent, as the server reads it)
+_ETAGS = {"type": "string", "pattern": r'^(\*|(W/)?"[\x21\x23-\x7e]*"(\s*,\s*(W/)?"[\x21\x23-\x7e]*")*)?$'}
 
 
 def _request_header(name: str, *, required: bool) -> dict[str, Any]:
     text = REQUEST_HEADERS[name]
     if name == "If-Match" and required:
         text += "; required on this site (428 without)"
-    return _param(name.rstrip("?"), "header", _ETAGS, text, required=required and name == "If-Match")
+    # If-None-Match that names no tag of ours simply does not match (RFC 9110 13.1.2): any text goes.
+    schema = {"type": "string"} if name == "If-None-Match" else _ETAGS
+    return _param(name.rstrip("?"), "header", schema, text, required=required and name == "If-Match")
 
 
 def _param(
